@@ -1,0 +1,182 @@
+"""The ``mlzoo`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from flows.settings import PROJECT_ROOT, Settings
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got '{pair}'")
+        out[key] = value
+    return out
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = Settings.from_env().apply()
+    if getattr(args, "server", True) and args.command in ("run", "deploy"):
+        from flows.prefect_server import ensure_server
+
+        print(f"Prefect API: {ensure_server(s)}", file=sys.stderr)
+    return s
+
+
+def cmd_run(args: argparse.Namespace, s: Settings) -> int:
+    from flows.pipeline import retrain, retrain_all
+
+    data = {k: v for k, v in (("source", args.source), ("path", args.path)) if v}
+    if args.task == "all":
+        result = retrain_all(args.profile)
+    else:
+        result = retrain(args.task, args.profile, data_overrides=data, train_overrides=_overrides(args.set))
+    print(json.dumps(result, indent=2, default=str))
+    print(f"\nNext: mlflow ui --backend-store-uri {s.tracking_uri}   (runs, models, aliases)\n"
+          f"      .venv/bin/mlzoo serve {args.task if args.task != 'all' else 'TASK'}   (HTTP API of the champion)\n"
+          f"      .venv/bin/mlzoo status")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace, s: Settings) -> int:
+    from flows import steps
+
+    p = steps.plan(s, args.task, args.profile)
+    print(steps.prepare(s, p))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, s: Settings) -> int:
+    from flows import status
+
+    st = status.collect(s)
+    print(json.dumps(st, indent=2) if args.json else status.table(st))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, s: Settings) -> int:
+    from flows import steps
+
+    decision = steps.rollback(s, args.task)
+    print(decision.reason)
+    print(f"Bento: {steps.package(s, args.task)}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace, s: Settings) -> int:
+    from flows.reproduce import reproduce
+
+    r = reproduce(s, args.spec, args.tolerance)
+    print(f"{r.task} v{r.version}\n{r.table()}")
+    return 0 if r.ok else 1
+
+
+def cmd_serve(args: argparse.Namespace, s: Settings) -> int:
+    from flows import packaging, steps, tracking
+
+    champ = tracking.get_alias(s, args.task, tracking.CHAMPION)
+    if champ is None:
+        raise SystemExit(f"'{args.task}' has no @champion yet: run `mlzoo run {args.task}` first")
+    bento = steps.package(s, args.task) or packaging.find_bento(args.task, str(champ.version))
+    cmd = [str(Path(sys.executable).with_name("bentoml")), "serve", bento, "--host", args.host, "--port", str(args.port)]
+    print(f"Serving {bento} (model v{champ.version}) on http://{args.host}:{args.port}", file=sys.stderr)
+    os.execv(cmd[0], cmd)
+
+
+def cmd_deploy(args: argparse.Namespace, s: Settings) -> int:
+    from flows.deploy import deploy
+    from tasks_lib.core.registry import task_names
+
+    for name in deploy(args.tasks or task_names(), args.cron, args.pool, args.profile):
+        print(f"deployment {name}: cron '{args.cron}', pool '{args.pool}'")
+    print(f"Start a worker for the pool:  .venv/bin/prefect worker start --pool {args.pool}")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace, s: Settings) -> int:
+    from flows.prefect_server import ensure_server, stop_server
+
+    if args.action == "start":
+        print(ensure_server(s))
+    else:
+        print("stopped" if stop_server(s) else "no server recorded")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace, s: Settings) -> int:
+    from tasks_lib.core.registry import get_task, task_names
+
+    for name in task_names():
+        t = get_task(name)
+        print(f"{name:<24} metric={t.metric:<10} sources={','.join(t.sources())}  profiles={','.join(t.profiles)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlzoo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the retrain flow for a task (or 'all')")
+    p.add_argument("task")
+    p.add_argument("--profile", default="quick", help="smoke | quick | full")
+    p.add_argument("--source", help="data source name (see `mlzoo tasks`)")
+    p.add_argument("--path", help="folder or URL the source reads")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("prepare", help="write data/TASK (the command of the DVC stage)")
+    p.add_argument("task")
+    p.add_argument("--profile", default="quick")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("status", help="champions, metrics, data versions and Bentos")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("rollback", help="make @previous the @champion again")
+    p.add_argument("task")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("reproduce", help="retrain a model version from its recorded data, params and seed")
+    p.add_argument("spec", help="TASK@ALIAS or TASK/VERSION")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="max metric difference (default 0 when recorded on CPU, 0.01 on GPU)")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("serve", help="serve the task's champion Bento over HTTP")
+    p.add_argument("task")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("deploy", help="Prefect deployments of retrain with a cron schedule")
+    p.add_argument("tasks", nargs="*")
+    p.add_argument("--cron", default="0 3 * * 0", help="default: Sundays 03:00")
+    p.add_argument("--pool", default="cpu", help="work pool: cpu, or gpu for GPU workers")
+    p.add_argument("--profile", default="quick")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("server", help="start or stop the local Prefect server")
+    p.add_argument("action", choices=["start", "stop"])
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("tasks", help="list registered tasks")
+    p.set_defaults(func=cmd_tasks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.chdir(PROJECT_ROOT) if args.command == "serve" else None
+    return args.func(args, _settings(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

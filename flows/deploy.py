@@ -1,0 +1,40 @@
+"""``mlzoo deploy``: Prefect deployments of ``retrain`` per task, on a cron schedule,
+in a work pool (``cpu`` by default, ``gpu`` for GPU workers)."""
+
+from __future__ import annotations
+
+from flows.settings import PROJECT_ROOT
+
+
+def ensure_pool(name: str) -> None:
+    """Create a process work pool named ``name`` unless it exists."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+        except ObjectAlreadyExists:
+            pass
+
+
+def deploy(tasks: list[str], cron: str, pool: str, profile: str) -> list[str]:
+    """Register one deployment per task; returns their ``flow/deployment`` names."""
+    from prefect import flow
+
+    ensure_pool(pool)
+    names = []
+    for task in tasks:
+        source = flow.from_source(source=str(PROJECT_ROOT), entrypoint="flows/pipeline.py:retrain")
+        source.deploy(
+            name=f"{task}-{pool}",
+            work_pool_name=pool,
+            cron=cron,
+            parameters={"task": task, "profile": profile},
+            tags=["mlzoo", task, pool],
+            description=f"Scheduled retraining of '{task}' ({profile} profile) on the '{pool}' pool",
+            print_next_steps=False,
+        )
+        names.append(f"retrain/{task}-{pool}")
+    return names

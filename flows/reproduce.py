@@ -1,0 +1,71 @@
+"""``mlzoo reproduce TASK@ALIAS``: rebuild a model version from what it recorded."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from flows import dvc_store, steps, tracking
+from flows.settings import Settings
+
+CPU_TOLERANCE = 0.0  # same data, params, seed and CPU type give bit-identical results
+GPU_TOLERANCE = 0.01  # cuDNN/bf16 kernels are not bitwise deterministic
+
+
+@dataclass
+class Reproduction:
+    task: str
+    version: str
+    recorded: dict[str, float]
+    reproduced: dict[str, float]
+    tolerance: float
+    weights_identical: bool
+
+    @property
+    def max_difference(self) -> float:
+        return max((abs(self.recorded[k] - self.reproduced[k]) for k in self.recorded), default=0.0)
+
+    @property
+    def ok(self) -> bool:
+        return self.max_difference <= self.tolerance
+
+    def table(self) -> str:
+        lines = [f"{'metric':<24}{'recorded':>12}{'reproduced':>12}{'diff':>12}"]
+        for k in sorted(self.recorded):
+            r, p = self.recorded[k], self.reproduced[k]
+            lines.append(f"{k:<24}{r:>12.6f}{p:>12.6f}{p - r:>12.2e}")
+        lines.append(f"weights bit-identical: {self.weights_identical}; tolerance {self.tolerance}; "
+                     f"{'OK' if self.ok else 'DIFFERENT'}")
+        return "\n".join(lines)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """'task@alias' or 'task/version' -> (task, alias-or-version)."""
+    for sep in ("@", "/"):
+        if sep in spec:
+            task, ref = spec.split(sep, 1)
+            return task, ref
+    return spec, tracking.CHAMPION
+
+
+def reproduce(s: Settings, spec: str, tolerance: float | None = None) -> Reproduction:
+    task, ref = parse_spec(spec)
+    c = tracking.client(s)
+    mv = c.get_model_version(task, ref) if ref.isdigit() else c.get_model_version_by_alias(task, ref)
+    run = c.get_run(mv.run_id)
+    tags = run.data.tags
+    p = steps.Plan(task, tags["mlzoo.profile"], json.loads(tags["mlzoo.data_config"]),
+                   json.loads(tags["mlzoo.train_config"]))
+    dvc_store.ensure_workspace(s)
+    data_dir = dvc_store.restore(s, task, tags["data_md5"])
+    trained = steps.train(s, p, data_dir)
+    from tasks_lib.core.bundle import load_bundle
+    from tasks_lib.core.registry import get_task
+
+    t = get_task(task)
+    metrics = t.evaluate(load_bundle(trained.bundle_dir).module, t.load(data_dir), "test")
+    recorded = {k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")}
+    if tolerance is None:
+        tolerance = CPU_TOLERANCE if tags.get("device", "").startswith("cpu") else GPU_TOLERANCE
+    return Reproduction(task, str(mv.version), recorded, {k: metrics[k] for k in recorded}, tolerance,
+                        trained.weights_sha256 == tags.get("weights_sha256"))

@@ -1,0 +1,319 @@
+"""The pipeline's steps as plain functions: testable without Prefect, wrapped by
+``@task`` in :mod:`flows.pipeline`.
+
+prepare -> version -> validate -> train -> evaluate -> log -> register -> promote -> package
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flows import dvc_store, packaging, tracking
+from flows.dvc_store import DataVersion
+from flows.provenance import provenance_tags
+from flows.settings import Settings
+from flows.validation import DataValidationError, ValidationReport, validate
+from tasks_lib.core.bundle import WEIGHTS, load_bundle, save_bundle
+from tasks_lib.core.config import DataConfig, TaskConfig
+from tasks_lib.core.data import read_info, read_manifest, write_prepared
+from tasks_lib.core.registry import get_task
+from tasks_lib.core.task import LoadedModel
+
+
+@dataclass
+class Plan:
+    """What one retrain run will do: the task, its profile and its resolved configs."""
+
+    task: str
+    profile: str
+    data_config: dict[str, Any]
+    train_config: dict[str, Any]
+
+    def configs(self) -> tuple[DataConfig, TaskConfig]:
+        t = get_task(self.task)
+        return t.data_config_cls.from_dict(self.data_config), t.config_cls.from_dict(self.train_config)
+
+
+@dataclass
+class Trained:
+    bundle_dir: Path
+    train_seconds: float
+    samples_per_s: float
+    epochs: int
+    weights_sha256: str
+
+
+@dataclass
+class Evaluation:
+    metric: str
+    greater_is_better: bool
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    champion_version: str | None = None
+    champion_value: float | None = None
+    champion_how: str = ""  # "recorded" (same data version) or "re-evaluated"
+
+    @property
+    def value(self) -> float:
+        return self.metrics[self.metric]
+
+    def beats_champion(self) -> bool:
+        if self.champion_value is None:
+            return True
+        if self.greater_is_better:
+            return self.value > self.champion_value
+        return self.value < self.champion_value
+
+
+@dataclass
+class Decision:
+    promoted: bool
+    reason: str
+    champion_version: str | None
+    previous_version: str | None
+    challenger_version: str
+    challenger_value: float
+    champion_value: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- prepare ----------------------------------------------------------------------
+
+
+def plan(s: Settings, task: str, profile: str, data_overrides: dict | None = None,
+         train_overrides: dict | None = None) -> Plan:
+    """Resolve configs: defaults < profile < params.yaml < overrides."""
+    t = get_task(task)
+    dcfg, tcfg = t.configs(profile, dvc_store.read_params(s, task), data_overrides, train_overrides)
+    return Plan(task, profile, dcfg.to_dict(), tcfg.to_dict())
+
+
+def prepare(s: Settings, p: Plan) -> Path:
+    """Write the task's data into ``data/TASK`` (atomically: a failure keeps the old folder)."""
+    dvc_store.ensure_workspace(s)
+    t = get_task(p.task)
+    dcfg, _ = p.configs()
+    out = dvc_store.data_dir(s, p.task)
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    write_prepared(partial, t.prepare(dcfg, partial))
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+    return out
+
+
+def version(s: Settings, task: str) -> DataVersion:
+    return dvc_store.version(s, task)
+
+
+# -- validate ---------------------------------------------------------------------
+
+
+def validate_data(task: str, data_dir: Path) -> ValidationReport:
+    """Run the task's expectations on the manifest; raise DataValidationError on failure."""
+    t = get_task(task)
+    report = validate(read_manifest(data_dir), t.expectations(read_info(data_dir)), suite=task)
+    if not report.success:
+        raise DataValidationError(report)
+    return report
+
+
+# -- train / evaluate -------------------------------------------------------------
+
+
+def train(s: Settings, p: Plan, data_dir: Path, run_id: str | None = None) -> Trained:
+    """Train on the train split; checkpoints per epoch (a retried step resumes)."""
+    t = get_task(p.task)
+    _, tcfg = p.configs()
+    data = t.load(data_dir)
+    model = t.build_model(tcfg, data.info)
+    work = s.home / "runs" / (run_id or "adhoc")
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        if run_id:
+            tracking.log_metrics(s, run_id, metrics, step)
+
+    result = t.fit(model, data, tcfg, log, checkpoint=work / "checkpoint.pt")
+    bundle = save_bundle(LoadedModel(t, tcfg, data.info, model), work / "bundle")
+    (work / "checkpoint.pt").unlink(missing_ok=True)
+    return Trained(
+        bundle_dir=bundle,
+        train_seconds=result.train_seconds,
+        samples_per_s=result.samples_per_s,
+        epochs=result.epochs,
+        weights_sha256=hashlib.sha256((bundle / WEIGHTS).read_bytes()).hexdigest(),
+    )
+
+
+def evaluate(s: Settings, task: str, bundle_dir: Path, data_dir: Path, data_md5: str) -> Evaluation:
+    """Challenger, baseline and current champion on the test split of this data version."""
+    t = get_task(task)
+    data = t.load(data_dir)
+    loaded = load_bundle(bundle_dir)
+    ev = Evaluation(t.metric, t.greater_is_better, t.evaluate(loaded.module, data, "test"),
+                    t.baseline(data, "test"))
+    champ = tracking.get_alias(s, task, tracking.CHAMPION)
+    if champ is not None:
+        ev.champion_version = str(champ.version)
+        if champ.tags.get("data_md5") == data_md5 and "metric_value" in champ.tags:
+            ev.champion_value, ev.champion_how = float(champ.tags["metric_value"]), "recorded"
+        else:
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    old = load_bundle(tracking.download_bundle(s, task, ev.champion_version, Path(tmp)))
+                    ev.champion_value = t.evaluate(old.module, data, "test")[t.metric]
+                ev.champion_how = "re-evaluated"
+            except Exception as exc:  # noqa: BLE001  (e.g. the class set changed)
+                ev.champion_how = f"cannot be evaluated on this data: {exc}"
+    return ev
+
+
+# -- log / register / promote -------------------------------------------------------
+
+
+def run_tags(task: str, p: Plan, dv: DataVersion) -> dict[str, str]:
+    return {
+        "mlzoo.task": task,
+        "mlzoo.profile": p.profile,
+        "mlzoo.source": p.data_config.get("source", ""),
+        "data_md5": dv.md5,
+        "data_nfiles": str(dv.nfiles),
+        "seed": str(p.train_config.get("seed")),
+        "mlzoo.data_config": json.dumps(p.data_config, sort_keys=True),
+        "mlzoo.train_config": json.dumps(p.train_config, sort_keys=True),
+        **provenance_tags(),
+    }
+
+
+def model_card(task: str, p: Plan, dv: DataVersion, ev: Evaluation, trained: Trained, tags: dict) -> str:
+    champ = (f"{ev.champion_value:.4f} (v{ev.champion_version}, {ev.champion_how})"
+             if ev.champion_value is not None else f"none ({ev.champion_how or 'no champion yet'})")
+    rows = "\n".join(f"| {k} | {v:.4f} | {ev.baseline.get(k, float('nan')):.4f} |"
+                     for k, v in ev.metrics.items() if not k.startswith("acc_class_"))
+    return f"""# Model card: {task}
+
+- Task: `{task}` ({get_task(task).__class__.__doc__ or ''}).
+- Data version: DVC `{dv.md5}` ({dv.nfiles} files, {dv.size} bytes), source `{p.data_config.get('source')}`.
+- Profile `{p.profile}`; seed {p.train_config.get('seed')}; {trained.epochs} epochs in {trained.train_seconds:.1f} s
+  of pure training ({trained.samples_per_s:.0f} samples/s) on `{tags['device']}`.
+- Code `{tags['git_commit']}`, uv.lock sha256 `{tags['uv_lock_sha256'][:16]}`, torch {tags['torch_version']}.
+
+## Test split metrics
+
+| metric | model | baseline |
+|---|---|---|
+{rows}
+
+Primary metric `{ev.metric}`: **{ev.value:.4f}**; current champion: {champ}.
+
+## Configuration
+
+```json
+{json.dumps({'data': p.data_config, 'train': p.train_config}, indent=2)}
+```
+"""
+
+
+def log(s: Settings, run_id: str, p: Plan, dv: DataVersion, report: ValidationReport,
+        trained: Trained, ev: Evaluation) -> str:
+    """Params, final metrics, dataset input, review artifacts and the pyfunc model; returns its URI."""
+    t = get_task(p.task)
+    tags = run_tags(p.task, p, dv)
+    tracking.log_params(s, run_id, {**{f"data.{k}": v for k, v in p.data_config.items()}, **p.train_config,
+                                    "profile": p.profile})
+    tracking.set_tags(s, run_id, {**tags, "weights_sha256": trained.weights_sha256})
+    final = {f"test_{k}": v for k, v in ev.metrics.items()}
+    final.update({f"baseline_{k}": v for k, v in ev.baseline.items()})
+    final.update({"train_seconds": trained.train_seconds, "train_samples_per_s": trained.samples_per_s})
+    tracking.log_metrics(s, run_id, final, step=trained.epochs)
+    tracking.log_dataset(s, run_id, read_manifest(dv.path), name=p.task, digest=dv.short,
+                         source=f"dvc:{dv.md5}")
+    data = t.load(dv.path)
+    loaded = load_bundle(trained.bundle_dir)
+    files = dict(t.examples(loaded.module, data))
+    files["model_card.md"] = model_card(p.task, p, dv, ev, trained, tags)
+    files["validation_report.md"] = report.to_markdown()
+    tracking.log_artifacts(s, run_id, files, trained.bundle_dir.parent / "review")
+    return tracking.log_model(s, run_id, trained.bundle_dir)
+
+
+def register(s: Settings, task: str, model_uri: str, run_id: str, dv: DataVersion, ev: Evaluation) -> str:
+    return tracking.register(s, task, model_uri, run_id, {
+        "data_md5": dv.md5,
+        "metric_name": ev.metric,
+        "metric_value": ev.value,
+        "baseline_value": ev.baseline.get(ev.metric, ""),
+    })
+
+
+def promote(s: Settings, task: str, version: str, run_id: str, ev: Evaluation) -> Decision:
+    """Challenger becomes @champion only if it beats the champion on the same test data."""
+    old = ev.champion_version
+    if ev.beats_champion():
+        reason = ("no champion yet" if old is None else
+                  f"{ev.metric} {ev.value:.4f} beats champion v{old} ({ev.champion_value}, {ev.champion_how})"
+                  if ev.champion_value is not None else f"champion v{old} {ev.champion_how}")
+        if old is not None:
+            tracking.set_alias(s, task, tracking.PREVIOUS, old)
+        tracking.set_alias(s, task, tracking.CHAMPION, version)
+        decision = Decision(True, reason, version, old, version, ev.value, ev.champion_value)
+    else:
+        reason = f"{ev.metric} {ev.value:.4f} does not beat champion v{old} ({ev.champion_value:.4f})"
+        prev = tracking.get_alias(s, task, tracking.PREVIOUS)
+        decision = Decision(False, reason, old, prev and str(prev.version), version, ev.value, ev.champion_value)
+    tracking.set_tags(s, run_id, {"promotion.decision": "promoted" if decision.promoted else "rejected",
+                                  "promotion.reason": reason, "promotion.model_version": version})
+    metrics = {"promotion_challenger_metric": ev.value}
+    if ev.champion_value is not None:
+        metrics["promotion_champion_metric"] = ev.champion_value
+    tracking.log_metrics(s, run_id, metrics)
+    tracking.client(s).set_model_version_tag(task, version, "promotion", decision.reason)
+    return decision
+
+
+def rollback(s: Settings, task: str) -> Decision:
+    """Swap @champion and @previous (so a second rollback undoes the first)."""
+    champ = tracking.get_alias(s, task, tracking.CHAMPION)
+    prev = tracking.get_alias(s, task, tracking.PREVIOUS)
+    if prev is None:
+        raise RuntimeError(f"'{task}' has no @previous model version to roll back to")
+    tracking.set_alias(s, task, tracking.CHAMPION, prev.version)
+    tracking.set_alias(s, task, tracking.PREVIOUS, champ.version if champ else None)
+    return Decision(True, f"rolled back from v{champ and champ.version} to v{prev.version}",
+                    str(prev.version), champ and str(champ.version), str(prev.version),
+                    float(prev.tags.get("metric_value", "nan")))
+
+
+# -- package ------------------------------------------------------------------------
+
+
+def package(s: Settings, task: str) -> str | None:
+    """Import the current champion into the Bento store and build its Bento (reused when current)."""
+    champ = tracking.get_alias(s, task, tracking.CHAMPION)
+    if champ is None:
+        return None
+    existing = packaging.find_bento(task, str(champ.version))
+    if existing:
+        return existing
+    run = tracking.client(s).get_run(champ.run_id)
+    metadata = {
+        "mlflow_run_id": champ.run_id,
+        "data_md5": champ.tags.get("data_md5", ""),
+        "git_commit": run.data.tags.get("git_commit", ""),
+        "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith(("test_", "baseline_"))},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = tracking.download_bundle(s, task, str(champ.version), Path(tmp))
+        model_tag = packaging.import_model(task, str(champ.version), bundle, metadata)
+    return packaging.build_bento(task, model_tag, {"task": task, "mlflow_version": str(champ.version)})
+
+
+def to_dict(obj: Any) -> dict:
+    d = asdict(obj)
+    return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}

@@ -1,0 +1,107 @@
+"""The data gate: a Great Expectations suite over the task's manifest.
+
+The task states its expectations as plain records (tasks_lib never imports GX);
+here they become GX 1.x expectations run in an ephemeral context. A failure
+raises :class:`DataValidationError` carrying a report that names each failed
+expectation, what it checks and what was observed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from tasks_lib.core.task import Expectation
+
+
+@dataclass
+class CheckResult:
+    kind: str
+    kwargs: dict[str, Any]
+    why: str
+    success: bool
+    observed: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ValidationReport:
+    suite: str
+    rows: int
+    checks: list[CheckResult]
+
+    @property
+    def success(self) -> bool:
+        return all(c.success for c in self.checks)
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success]
+
+    def to_markdown(self) -> str:
+        status = "PASSED" if self.success else f"FAILED ({len(self.failed)} of {len(self.checks)})"
+        lines = [f"# Data validation: {self.suite}", "", f"{self.rows} rows; {status}", "",
+                 "| ok | expectation | arguments | why | observed |", "|---|---|---|---|---|"]
+        for c in sorted(self.checks, key=lambda c: c.success):
+            args = ", ".join(f"{k}={v}" for k, v in c.kwargs.items())
+            lines.append(f"| {'yes' if c.success else '**NO**'} | {c.kind} | {args} | {c.why} | "
+                         f"{json.dumps(c.observed, default=str)[:200]} |")
+        return "\n".join(lines) + "\n"
+
+    def summary(self) -> str:
+        """One line per failed expectation, for error messages and logs."""
+        return "\n".join(
+            f"- {c.kind}({', '.join(f'{k}={v}' for k, v in c.kwargs.items())}): {c.why or 'failed'}; "
+            f"observed {json.dumps(c.observed, default=str)[:200]}"
+            for c in self.failed
+        )
+
+
+class DataValidationError(RuntimeError):
+    """The data failed its expectations; training must not start."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__(
+            f"Data validation failed for '{report.suite}': {len(report.failed)} of "
+            f"{len(report.checks)} expectations failed:\n{report.summary()}"
+        )
+
+
+def _gx_class(kind: str):
+    import great_expectations as gx
+
+    name = "".join(part.capitalize() for part in kind.split("_"))
+    try:
+        return getattr(gx.expectations, name)
+    except AttributeError:
+        raise ValueError(f"'{kind}' is not a Great Expectations expectation") from None
+
+
+def validate(manifest: pd.DataFrame, expectations: list[Expectation], suite: str) -> ValidationReport:
+    """Run ``expectations`` on ``manifest`` with Great Expectations; never raises on failure."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    batch = (
+        context.data_sources.add_pandas("mlzoo")
+        .add_dataframe_asset("manifest")
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": manifest})
+    )
+    gx_suite = gx.ExpectationSuite(name=suite)
+    for exp in expectations:
+        gx_suite.add_expectation(_gx_class(exp.kind)(**exp.kwargs))
+    result = batch.validate(gx_suite, result_format="SUMMARY")
+    checks = []
+    for exp, res in zip(expectations, result.results, strict=True):
+        observed = {k: v for k, v in (res.result or {}).items()
+                    if k in ("observed_value", "unexpected_count", "unexpected_percent", "partial_unexpected_list")
+                    and v not in (None, [])}
+        if res.exception_info and res.exception_info.get("raised_exception"):
+            observed["error"] = res.exception_info.get("exception_message")
+        checks.append(CheckResult(exp.kind, exp.kwargs, exp.why, bool(res.success), observed))
+    return ValidationReport(suite=suite, rows=len(manifest), checks=checks)

@@ -1,0 +1,1 @@
+"""BentoML serving: one generic service answering through a task's predict adapter."""

@@ -1,0 +1,75 @@
+"""The BentoML service that serves any task's champion.
+
+The Bento sets ``MLZOO_MODEL_TAG`` (the model in the Bento model store); the model's
+bundle names its task, and the task's ``preprocess`` / ``forward`` / ``postprocess``
+do the rest. ``forward`` is a batchable API, so concurrent ``/predict`` requests are
+merged by BentoML's adaptive batching. Bad input is answered with a 4xx that names
+the problem; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+from bentoml.exceptions import BentoMLException
+from fastapi import FastAPI
+
+from tasks_lib.core.bundle import load_bundle
+from tasks_lib.core.errors import InvalidInput
+from tasks_lib.core.images import array_to_image, decode_image
+
+metadata_app = FastAPI(title="mlzoo metadata")
+
+
+class BadRequest(BentoMLException):
+    """A 4xx whose message says what was wrong with the request."""
+
+
+def _reject(exc: InvalidInput) -> BadRequest:
+    return BadRequest(str(exc), error_code=HTTPStatus(exc.status))
+
+
+@metadata_app.get("/metadata")
+def metadata() -> dict[str, Any]:
+    """Provenance of the served model: task, MLflow model and version, run, data, code, metrics."""
+    return bentoml.get_current_service().metadata_dict
+
+
+@bentoml.asgi_app(metadata_app)
+@bentoml.service(name="mlzoo", traffic={"timeout": 60}, workers=1)
+class MLZooService:
+    def __init__(self) -> None:
+        model = bentoml.models.get(os.environ["MLZOO_MODEL_TAG"])
+        self.loaded = load_bundle(Path(model.path))
+        self.task = self.loaded.task
+        self.metadata_dict = {
+            "task": self.task.name,
+            "bento_model": str(model.tag),
+            **model.info.labels,
+            **model.info.metadata,
+        }
+
+    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=100)
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """Model-ready inputs stacked on axis 0 -> raw outputs (batched adaptively)."""
+        return self.task.forward(self.loaded, batch)
+
+    @bentoml.api
+    async def predict(self, image: Path | None = None, array: list | None = None) -> dict[str, Any]:
+        """Image tasks: multipart field ``image`` (PNG/JPEG) or JSON ``{"array": [[...]]}`` (0-255)."""
+        try:
+            if self.task.modality != "image":
+                raise InvalidInput(f"task '{self.task.name}' does not take images", status=422)
+            if (image is None) == (array is None):
+                raise InvalidInput("send exactly one of: multipart field 'image', JSON field 'array'", status=422)
+            img = decode_image(image.read_bytes()) if image is not None else array_to_image(array)
+            x = self.task.preprocess(self.loaded, img)
+        except InvalidInput as exc:
+            raise _reject(exc) from None
+        out = await self.to_async.forward(x[None])
+        return self.task.postprocess(self.loaded, np.asarray(out)[0])

@@ -1,0 +1,1 @@
+"""Task-agnostic building blocks shared by every task module."""

@@ -1,0 +1,47 @@
+"""Review figures for MLflow (matplotlib with the Agg backend; no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]):
+    """A labelled heat map of a confusion matrix (counts in the cells)."""
+    plt = _pyplot()
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * n, 1.0 + 0.5 * n))
+    ax.imshow(cm, cmap="Blues")
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true")
+    ax.set_xticklabels(class_names, rotation=90)
+    ax.set_yticklabels(class_names)
+    for i in range(n):
+        for j in range(n):
+            color = "white" if cm[i, j] > cm.max() / 2 else "black"
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=color)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid_figure(images: np.ndarray, titles: Sequence[str], colors: Sequence[str], cols: int = 8):
+    """A grid of uint8 HxWxC images with a coloured title under each."""
+    plt = _pyplot()
+    rows = int(np.ceil(len(images) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, title, color in zip(axes.flat, images, titles, colors, strict=False):
+        ax.imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=255)
+        ax.set_title(title, fontsize=7, color=color)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,96 @@
+"""Image decoding and checks shared by image tasks, with errors that name the problem."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from tasks_lib.core.errors import InvalidInput
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_IMAGE_SIDE = 4096
+MIN_IMAGE_SIDE = 4
+ACCEPTED_MODES = {"1", "L", "LA", "P", "RGB", "RGBA"}
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """Decode PNG/JPEG bytes fully (so truncation is caught here), or raise InvalidInput."""
+    if not data:
+        raise InvalidInput("image is empty (0 bytes)")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InvalidInput(
+            f"image is too large: {len(data)} bytes, the limit is {MAX_IMAGE_BYTES}", status=413
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format
+            if img.width > MAX_IMAGE_SIDE or img.height > MAX_IMAGE_SIDE:
+                raise InvalidInput(
+                    f"image is too large: {img.width}x{img.height}, "
+                    f"the limit is {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}",
+                    status=413,
+                )
+            img.load()
+    except InvalidInput:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidInput("not an image: expected PNG or JPEG bytes", status=415) from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise InvalidInput(f"image could not be decoded (truncated or corrupt?): {exc}") from None
+    if fmt not in ("PNG", "JPEG"):
+        raise InvalidInput(f"unsupported image format {fmt}: send PNG or JPEG", status=415)
+    return check_image(img)
+
+
+def check_image(img: Image.Image) -> Image.Image:
+    """Reject images whose channels or size no image model here can use."""
+    if img.mode not in ACCEPTED_MODES:
+        raise InvalidInput(
+            f"unsupported image mode '{img.mode}': send grayscale, RGB or RGBA", status=422
+        )
+    if min(img.size) < MIN_IMAGE_SIDE:
+        raise InvalidInput(
+            f"image is too small: {img.width}x{img.height}, "
+            f"each side must be at least {MIN_IMAGE_SIDE} pixels",
+            status=422,
+        )
+    return img
+
+
+def array_to_image(values: object) -> Image.Image:
+    """Turn a nested list (H x W or H x W x C, values 0-255) into an image, or raise."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInput("array must be a rectangular nested list of numbers", status=422) from None
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
+        raise InvalidInput(
+            f"array must have shape HxW or HxWx3 (values 0-255), got shape {list(arr.shape)}",
+            status=422,
+        )
+    if not np.isfinite(arr).all():
+        raise InvalidInput("array contains NaN or infinite values", status=422)
+    if arr.min() < 0 or arr.max() > 255:
+        raise InvalidInput(
+            f"array values must lie in 0-255, got {arr.min():g} to {arr.max():g}", status=422
+        )
+    if max(arr.shape[:2]) > MAX_IMAGE_SIDE:
+        raise InvalidInput(f"array is too large: {list(arr.shape)}", status=413)
+    img = Image.fromarray(arr.round().astype(np.uint8), mode="L" if arr.ndim == 2 else "RGB")
+    return check_image(img)
+
+
+def to_model_array(img: Image.Image, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Convert to the model's channels and size; returns uint8 HxWxC."""
+    img = img.convert("L" if channels == 1 else "RGB")
+    if img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr

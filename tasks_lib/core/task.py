@@ -1,0 +1,173 @@
+"""The task interface every task module implements.
+
+A task owns everything specific to one deep-learning problem: where its data
+comes from, how it is laid out on disk, what must hold of it, the model, the
+training loop (or the shared engine), metrics, a non-learned baseline, review
+examples and the predict adapter used by serving. Flows and serving only ever
+talk to this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from tasks_lib.core.config import DataConfig, TaskConfig
+
+LogFn = Callable[[dict[str, float], int], None]
+"""``log(metrics, step)``: how training reports; called once per epoch, never per batch."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One place a task's data can come from."""
+
+    name: str
+    description: str
+    origin: str  # "package", "mirror", "url", "folder" or "generator"
+    needs_path: bool = False  # True when the user must give --path (a folder or URL)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One data expectation, by its Great Expectations name, without importing GX.
+
+    ``kind`` is the snake_case name of a GX 1.x expectation class (for example
+    ``expect_column_values_to_be_between``); ``kwargs`` are its arguments; ``why``
+    is shown in the validation report next to a failure.
+    """
+
+    kind: str
+    kwargs: dict[str, Any]
+    why: str = ""
+
+
+@dataclass
+class LoadedModel:
+    """A trained model together with everything needed to use it."""
+
+    task: Task
+    cfg: TaskConfig
+    info: dict[str, Any]  # dataset facts the model depends on (classes, input shape, ...)
+    module: nn.Module
+
+
+@dataclass
+class Prepared:
+    """What ``prepare`` returns: the per-sample manifest plus dataset-level facts."""
+
+    manifest: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """Base class of every task. Subclass, fill the class variables, register."""
+
+    name: ClassVar[str]
+    seed_sections: ClassVar[tuple[int, ...]]
+    metric: ClassVar[str]  # primary metric used for promotion
+    greater_is_better: ClassVar[bool] = True
+    modality: ClassVar[str]  # what the service accepts: "image" (more with later tasks)
+    config_cls: ClassVar[type[TaskConfig]] = TaskConfig
+    data_config_cls: ClassVar[type[DataConfig]] = DataConfig
+    default_source: ClassVar[str]
+    # profile -> {"data": {...}, "train": {...}}: smoke (tests, seconds),
+    # quick (CPU demo, about a minute), full (GPU worker)
+    profiles: ClassVar[dict[str, dict[str, dict[str, Any]]]]
+
+    # -- data ---------------------------------------------------------------
+    @abstractmethod
+    def sources(self) -> dict[str, DataSource]:
+        """The data sources this task can prepare from, by name."""
+
+    @abstractmethod
+    def prepare(self, dcfg: DataConfig, out: Path) -> Prepared:
+        """Read or generate the data described by ``dcfg`` and write it under ``out``."""
+
+    @abstractmethod
+    def expectations(self, info: dict[str, Any]) -> list[Expectation]:
+        """Expectations on the manifest, given the dataset-level facts of ``prepare``."""
+
+    @abstractmethod
+    def load(self, data_dir: Path) -> Any:
+        """Load a prepared data folder into whatever ``fit``/``evaluate`` consume."""
+
+    # -- model --------------------------------------------------------------
+    @abstractmethod
+    def build_model(self, cfg: TaskConfig, info: dict[str, Any]) -> nn.Module:
+        """A freshly initialised model for data described by ``info``."""
+
+    @abstractmethod
+    def fit(self, model: nn.Module, data: Any, cfg: TaskConfig, log: LogFn) -> None:
+        """Train ``model`` in place on ``data``'s train split."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, data: Any, split: str = "test") -> dict[str, float]:
+        """Metrics on one split; must contain ``self.metric``."""
+
+    @abstractmethod
+    def baseline(self, data: Any, split: str = "test") -> dict[str, float]:
+        """The non-learned reference on the same split, with the same metric keys."""
+
+    def examples(self, model: nn.Module, data: Any) -> dict[str, Any]:
+        """Review artifacts (file name -> matplotlib figure or text) for MLflow."""
+        return {}
+
+    # -- serving ------------------------------------------------------------
+    @abstractmethod
+    def preprocess(self, loaded: LoadedModel, item: Any) -> np.ndarray:
+        """Turn one decoded request item into one model-ready array, or raise InvalidInput."""
+
+    @abstractmethod
+    def forward(self, loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a stacked batch of preprocessed arrays."""
+
+    @abstractmethod
+    def postprocess(self, loaded: LoadedModel, output: np.ndarray) -> dict[str, Any]:
+        """Turn one row of ``forward``'s output into the JSON answer."""
+
+    def predict(self, loaded: LoadedModel, items: list[Any]) -> list[dict[str, Any]]:
+        """preprocess -> forward -> postprocess for a list of request items."""
+        batch = np.stack([self.preprocess(loaded, item) for item in items])
+        return [self.postprocess(loaded, row) for row in self.forward(loaded, batch)]
+
+    # -- config -------------------------------------------------------------
+    def configs(
+        self,
+        profile: str,
+        params: dict[str, Any] | None = None,
+        data_overrides: dict[str, Any] | None = None,
+        train_overrides: dict[str, Any] | None = None,
+    ) -> tuple[DataConfig, TaskConfig]:
+        """Build (data, train) configs: defaults < profile < params.yaml < overrides."""
+        if profile not in self.profiles:
+            raise ValueError(
+                f"Unknown profile '{profile}' for task '{self.name}'; "
+                f"choose one of {sorted(self.profiles)}"
+            )
+        params = params or {}
+        unknown = sorted(set(params) - {"data", "train"})
+        if unknown:
+            raise ValueError(f"params.yaml section '{self.name}' has unknown key(s) {unknown}")
+        prof = self.profiles[profile]
+        dcfg = self.data_config_cls.from_dict(
+            {**prof.get("data", {}), **(params.get("data") or {}), **(data_overrides or {})}
+        )
+        if not dcfg.source:
+            dcfg = dcfg.replace(source=self.default_source)
+        if dcfg.source not in self.sources():
+            raise ValueError(
+                f"Unknown source '{dcfg.source}' for task '{self.name}'; "
+                f"choose one of {sorted(self.sources())}"
+            )
+        tcfg = self.config_cls.from_dict(
+            {**prof.get("train", {}), **(params.get("train") or {}), **(train_overrides or {})}
+        )
+        return dcfg, tcfg
