@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +22,15 @@ import yaml
 from flows.settings import PROJECT_ROOT, Settings
 
 REMOTE = "mlzoo"
+
+
+def dvc(s: Settings, *args: str) -> str:
+    """Run the ``dvc`` CLI in the workspace (DVC resolves paths from its cwd)."""
+    exe = str(Path(sys.executable).with_name("dvc"))
+    proc = subprocess.run([exe, *args], cwd=s.workspace, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
 
 
 @dataclass(frozen=True)
@@ -49,19 +60,15 @@ def workspace_lock(s: Settings) -> Iterator[None]:
 
 def ensure_workspace(s: Settings) -> Path:
     """Make the workspace a DVC repo with the project's dvc.yaml/params.yaml and our remote."""
-    from dvc.repo import Repo
-
     ws = s.workspace
     ws.mkdir(parents=True, exist_ok=True)
     with workspace_lock(s):
         if not (ws / ".dvc").is_dir():
-            Repo.init(str(ws), no_scm=not (ws / ".git").exists())
+            dvc(s, "init", "--quiet", *(() if (ws / ".git").exists() else ("--no-scm",)))
         for name in ("dvc.yaml", "params.yaml"):
             if not (ws / name).exists():
                 shutil.copy(PROJECT_ROOT / name, ws / name)
-        with Repo(str(ws)) as repo, repo.config.edit("local") as conf:
-            conf["remote"][REMOTE] = {"url": s.dvc_remote}
-            conf["core"]["remote"] = REMOTE
+        dvc(s, "remote", "add", "--local", "--default", "--force", REMOTE, s.dvc_remote)
     return ws
 
 
@@ -78,26 +85,22 @@ def data_dir(s: Settings, task: str) -> Path:
 
 def version(s: Settings, task: str) -> DataVersion:
     """``dvc commit`` + ``dvc push`` the task's prepare stage; return its content hash."""
-    from dvc.repo import Repo
-
-    target = f"prepare@{task}"
-    with workspace_lock(s), Repo(str(s.workspace)) as repo:
-        repo.commit(target, force=True)
-        repo.push(targets=[target], remote=REMOTE)
+    stage = f"prepare@{task}"
+    with workspace_lock(s):
+        dvc(s, "commit", "--force", "--quiet", stage)
+        dvc(s, "push", "--quiet", "--remote", REMOTE, stage)
     lock = yaml.safe_load((s.workspace / "dvc.lock").read_text())
-    out = lock["stages"][target]["outs"][0]
+    out = lock["stages"][stage]["outs"][0]
     return DataVersion(task, out["md5"], int(out["size"]), int(out["nfiles"]), data_dir(s, task))
 
 
 def restore(s: Settings, task: str, md5: str) -> Path:
     """Fetch the data version ``md5`` from the remote into its own folder and return it."""
-    from dvc.repo import Repo
-
     name = f"{task}-{md5.removesuffix('.dir')[:12]}"
     folder = s.workspace / "data" / "restored"
     folder.mkdir(parents=True, exist_ok=True)
     pointer = folder / f"{name}.dvc"
     pointer.write_text(yaml.safe_dump({"outs": [{"md5": md5, "hash": "md5", "path": name}]}))
-    with workspace_lock(s), Repo(str(s.workspace)) as repo:
-        repo.pull(targets=[str(pointer)], remote=REMOTE, force=True)
+    with workspace_lock(s):
+        dvc(s, "pull", "--quiet", "--force", "--remote", REMOTE, str(pointer))
     return folder / name

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from flows.settings import PROJECT_ROOT
 
 SERVICE = "serving.service:MLZooService"
+MODEL_FILE = "serving/model.json"  # written into the Bento: which model it serves
 
 
 def import_model(task: str, mlflow_version: str, bundle_dir: Path, metadata: dict[str, Any]):
@@ -22,21 +25,29 @@ def import_model(task: str, mlflow_version: str, bundle_dir: Path, metadata: dic
 
 
 def build_bento(task: str, model_tag, labels: dict[str, str]) -> str:
-    """Build the Bento serving ``model_tag``; returns the Bento tag."""
+    """Build the Bento serving ``model_tag``; returns the Bento tag.
+
+    The build context is a scratch copy of ``serving/`` and ``tasks_lib/`` plus
+    ``serving/model.json`` naming the model, so the Bento carries which model it serves
+    (``bentoml serve`` does not apply a Bento's ``envs``; only its container does).
+    """
     import bentoml
 
-    bento = bentoml.bentos.build(
-        SERVICE,
-        name=task,
-        labels=labels,
-        description=f"mlzoo: champion of task '{task}'",
-        include=["serving/*.py", "tasks_lib/**/*.py"],
-        envs=[{"name": "MLZOO_MODEL_TAG", "value": str(model_tag)}],
-        models=[str(model_tag)],
-        python={"packages": ["torch", "torchvision", "safetensors", "numpy", "pillow", "fastapi"],
-                "lock_packages": False},
-        build_ctx=str(PROJECT_ROOT),
-    )
+    with tempfile.TemporaryDirectory() as ctx:
+        for pkg in ("serving", "tasks_lib"):
+            shutil.copytree(PROJECT_ROOT / pkg, Path(ctx) / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+        (Path(ctx) / MODEL_FILE).write_text(json.dumps({"model_tag": str(model_tag)}))
+        bento = bentoml.bentos.build(
+            SERVICE,
+            name=task,
+            labels=labels,
+            description=f"mlzoo: champion of task '{task}'",
+            include=["serving/*", "tasks_lib/**/*.py"],
+            models=[str(model_tag)],
+            python={"packages": ["torch", "torchvision", "safetensors", "numpy", "pillow", "fastapi"],
+                    "lock_packages": False},
+            build_ctx=ctx,
+        )
     return str(bento.tag)
 
 

@@ -21,6 +21,7 @@ from flows.settings import Settings
 from flows.validation import DataValidationError, ValidationReport, validate
 from tasks_lib.core.bundle import WEIGHTS, load_bundle, save_bundle
 from tasks_lib.core.config import DataConfig, TaskConfig
+from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.data import read_info, read_manifest, write_prepared
 from tasks_lib.core.registry import get_task
 from tasks_lib.core.task import LoadedModel
@@ -132,6 +133,7 @@ def train(s: Settings, p: Plan, data_dir: Path, run_id: str | None = None) -> Tr
     t = get_task(p.task)
     _, tcfg = p.configs()
     data = t.load(data_dir)
+    seed_everything(tcfg.seed)  # weights are initialised from the seed too
     model = t.build_model(tcfg, data.info)
     work = s.home / "runs" / (run_id or "adhoc")
 
@@ -233,7 +235,7 @@ def log(s: Settings, run_id: str, p: Plan, dv: DataVersion, report: ValidationRe
     final.update({"train_seconds": trained.train_seconds, "train_samples_per_s": trained.samples_per_s})
     tracking.log_metrics(s, run_id, final, step=trained.epochs)
     tracking.log_dataset(s, run_id, read_manifest(dv.path), name=p.task, digest=dv.short,
-                         source=f"dvc:{dv.md5}")
+                         source=str(dv.path))
     data = t.load(dv.path)
     loaded = load_bundle(trained.bundle_dir)
     files = dict(t.examples(loaded.module, data))

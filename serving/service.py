@@ -1,7 +1,7 @@
 """The BentoML service that serves any task's champion.
 
-The Bento sets ``MLZOO_MODEL_TAG`` (the model in the Bento model store); the model's
-bundle names its task, and the task's ``preprocess`` / ``forward`` / ``postprocess``
+The Bento's ``serving/model.json`` names the model in the Bento model store
+(``MLZOO_MODEL_TAG`` overrides it); the model's bundle names its task, and the task's ``preprocess`` / ``forward`` / ``postprocess``
 do the rest. ``forward`` is a batchable API, so concurrent ``/predict`` requests are
 merged by BentoML's adaptive batching. Bad input is answered with a 4xx that names
 the problem; the server keeps serving.
@@ -9,6 +9,7 @@ the problem; the server keeps serving.
 
 from __future__ import annotations
 
+import json
 import os
 from http import HTTPStatus
 from pathlib import Path
@@ -44,7 +45,7 @@ def metadata() -> dict[str, Any]:
 @bentoml.service(name="mlzoo", traffic={"timeout": 60}, workers=1)
 class MLZooService:
     def __init__(self) -> None:
-        model = bentoml.models.get(os.environ["MLZOO_MODEL_TAG"])
+        model = bentoml.models.get(os.environ.get("MLZOO_MODEL_TAG") or self._bento_model_tag())
         self.loaded = load_bundle(Path(model.path))
         self.task = self.loaded.task
         self.metadata_dict = {
@@ -54,13 +55,20 @@ class MLZooService:
             **model.info.metadata,
         }
 
+    @staticmethod
+    def _bento_model_tag() -> str:
+        path = Path(__file__).with_name("model.json")
+        if not path.exists():
+            raise RuntimeError("no serving/model.json in this Bento and MLZOO_MODEL_TAG is not set")
+        return json.loads(path.read_text())["model_tag"]
+
     @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=100)
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Model-ready inputs stacked on axis 0 -> raw outputs (batched adaptively)."""
         return self.task.forward(self.loaded, batch)
 
     @bentoml.api
-    async def predict(self, image: Path | None = None, array: list | None = None) -> dict[str, Any]:
+    async def predict(self, image: Path = None, array: list = None) -> dict[str, Any]:  # noqa: RUF013 (BentoML reads a bare Path as a file field; Optional breaks that)
         """Image tasks: multipart field ``image`` (PNG/JPEG) or JSON ``{"array": [[...]]}`` (0-255)."""
         try:
             if self.task.modality != "image":
