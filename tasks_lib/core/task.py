@@ -122,6 +122,10 @@ class Task(ABC):
 
     # -- serving ------------------------------------------------------------
     @abstractmethod
+    def request_examples(self, data: Any, n: int) -> list[Any]:
+        """``n`` test-split samples in the form a request carries (e.g. PIL images)."""
+
+    @abstractmethod
     def preprocess(self, loaded: LoadedModel, item: Any) -> np.ndarray:
         """Turn one decoded request item into one model-ready array, or raise InvalidInput."""
 

@@ -130,6 +130,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how Python 3 writes bytes in protocol-2 pickles; harmless
     }
 
     def find_class(self, module: str, name: str):
@@ -209,7 +210,7 @@ class ImageClassification(Task):
     data_config_cls = ImageClassificationData
     default_source = "digits"
     profiles = {
-        "smoke": {"data": {"max_samples": 600}, "train": {"epochs": 1, "max_steps_per_epoch": 2, "width": 8}},
+        "smoke": {"data": {"max_samples": 600}, "train": {"epochs": 4, "width": 16}},
         "quick": {"train": {"epochs": 30}},
         "full": {"train": {"epochs": 100, "width": 64, "blocks_per_stage": 2}},
     }
@@ -421,6 +422,9 @@ class ImageClassification(Task):
         }
 
     # -- serving ----------------------------------------------------------------
+    def request_examples(self, data: ImageData, n: int) -> list[Image.Image]:
+        return [Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img) for img in data.x["test"][:n].numpy()]
+
     def preprocess(self, loaded: LoadedModel, item: Image.Image) -> np.ndarray:
         if not isinstance(item, Image.Image):
             raise InvalidInput("expected an image")

@@ -1,0 +1,67 @@
+"""Helpers shared by the benchmark scripts: a throw-away state folder, a description
+of the machine, and writing one script's section of ``bench/RESULTS.md``."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "RESULTS.md"
+HEADER = """# mlzoo benchmarks
+
+How to run (each takes a few minutes; each uses its own throw-away state folder):
+`.venv/bin/python bench/overhead.py [--profile quick]` and `.venv/bin/python bench/serving.py [--profile quick]`.
+Each script rewrites only its own section below and writes `bench/overhead.json` / `bench/serving.json`.
+"""
+
+
+def use_scratch_home(home: str | None) -> Path:
+    """Point MLZOO_HOME/MLZOO_WORKSPACE at ``home`` (or a new temp folder) before any import of
+    Prefect, MLflow or BentoML, then apply the settings; returns the folder."""
+    root = Path(home) if home else Path(tempfile.mkdtemp(prefix="mlzoo-bench-"))
+    os.environ["MLZOO_HOME"] = str(root)
+    os.environ["MLZOO_WORKSPACE"] = str(root / "ws")
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    for var in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "BENTOML_HOME", "PREFECT_HOME"):
+        os.environ.pop(var, None)  # everything under the scratch folder, nothing shared
+    return root
+
+
+def machine() -> dict[str, object]:
+    import torch
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+def machine_line(m: dict[str, object]) -> str:
+    return (f"{m['date']} on {m['nproc']} CPUs ({m['cpu']}), torch {m['torch']} "
+            f"({m['torch_threads']} threads), Python {m['python']}")
+
+
+def write_results(name: str, markdown: str, data: dict) -> None:
+    """Write ``bench/NAME.json`` and replace the NAME section of RESULTS.md (others are kept)."""
+    (BENCH / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
