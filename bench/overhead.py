@@ -86,11 +86,13 @@ def step_durations(flow_run_id, timeout: float = 20.0) -> dict[str, float]:
     so wait until every task run has an end time)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
 
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while True:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                                         sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=100)
             done = runs and all(r.end_time is not None for r in runs)
             if done or time.monotonic() > deadline:
                 break

@@ -21,6 +21,7 @@ from tasks_lib.core.task import Expectation
 class CheckResult:
     kind: str
     kwargs: dict[str, Any]
+    where: dict[str, Any]
     why: str
     success: bool
     observed: dict[str, Any] = field(default_factory=dict)
@@ -45,7 +46,7 @@ class ValidationReport:
         lines = [f"# Data validation: {self.suite}", "", f"{self.rows} rows; {status}", "",
                  "| ok | expectation | arguments | why | observed |", "|---|---|---|---|---|"]
         for c in sorted(self.checks, key=lambda c: c.success):
-            args = ", ".join(f"{k}={v}" for k, v in c.kwargs.items())
+            args = ", ".join(f"{k}={v}" for k, v in {**c.kwargs, **c.where}.items())
             lines.append(f"| {'yes' if c.success else '**NO**'} | {c.kind} | {args} | {c.why} | "
                          f"{json.dumps(c.observed, default=str)[:200]} |")
         return "\n".join(lines) + "\n"
@@ -53,7 +54,8 @@ class ValidationReport:
     def summary(self) -> str:
         """One line per failed expectation, for error messages and logs."""
         return "\n".join(
-            f"- {c.kind}({', '.join(f'{k}={v}' for k, v in c.kwargs.items())}): {c.why or 'failed'}; "
+            f"- {c.kind}({', '.join(f'{k}={v}' for k, v in {**c.kwargs, **c.where}.items())}): "
+            f"{c.why or 'failed'}; "
             f"observed {json.dumps(c.observed, default=str)[:200]}"
             for c in self.failed
         )
@@ -80,6 +82,17 @@ def _gx_class(kind: str):
         raise ValueError(f"'{kind}' is not a Great Expectations expectation") from None
 
 
+def _gx_kwargs(exp: Expectation) -> dict[str, Any]:
+    """The expectation's arguments; ``where={"split": "val"}`` becomes a GX row condition."""
+    from great_expectations.expectations.row_conditions import Column
+
+    kwargs = dict(exp.kwargs)
+    for column, value in exp.where.items():
+        cond = Column(column) == value
+        kwargs["row_condition"] = cond if "row_condition" not in kwargs else kwargs["row_condition"] & cond
+    return kwargs
+
+
 def validate(manifest: pd.DataFrame, expectations: list[Expectation], suite: str) -> ValidationReport:
     """Run ``expectations`` on ``manifest`` with Great Expectations; never raises on failure."""
     import great_expectations as gx
@@ -92,16 +105,17 @@ def validate(manifest: pd.DataFrame, expectations: list[Expectation], suite: str
         .add_batch_definition_whole_dataframe("all")
         .get_batch(batch_parameters={"dataframe": manifest})
     )
-    gx_suite = gx.ExpectationSuite(name=suite)
-    for exp in expectations:
-        gx_suite.add_expectation(_gx_class(exp.kind)(**exp.kwargs))
+    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite))  # in a context: ids are assigned
+    ids = [gx_suite.add_expectation(_gx_class(e.kind)(**_gx_kwargs(e))).id for e in expectations]
     result = batch.validate(gx_suite, result_format="SUMMARY")
+    by_id = {res.expectation_config.id: res for res in result.results}  # results come in any order
     checks = []
-    for exp, res in zip(expectations, result.results, strict=True):
+    for exp, exp_id in zip(expectations, ids, strict=True):
+        res = by_id[exp_id]
         observed = {k: v for k, v in (res.result or {}).items()
                     if k in ("observed_value", "unexpected_count", "unexpected_percent", "partial_unexpected_list")
                     and v not in (None, [])}
         if res.exception_info and res.exception_info.get("raised_exception"):
             observed["error"] = res.exception_info.get("exception_message")
-        checks.append(CheckResult(exp.kind, exp.kwargs, exp.why, bool(res.success), observed))
+        checks.append(CheckResult(exp.kind, exp.kwargs, exp.where, exp.why, bool(res.success), observed))
     return ValidationReport(suite=suite, rows=len(manifest), checks=checks)

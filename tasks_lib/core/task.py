@@ -40,13 +40,14 @@ class Expectation:
     """One data expectation, by its Great Expectations name, without importing GX.
 
     ``kind`` is the snake_case name of a GX 1.x expectation class (for example
-    ``expect_column_values_to_be_between``); ``kwargs`` are its arguments; ``why``
-    is shown in the validation report next to a failure.
+    ``expect_column_values_to_be_between``); ``kwargs`` are its arguments; ``where``
+    restricts it to rows whose columns equal the given values; ``why`` is shown in the validation report next to a failure.
     """
 
     kind: str
     kwargs: dict[str, Any]
     why: str = ""
+    where: dict[str, Any] = field(default_factory=dict)  # only rows where column == value
 
 
 @dataclass

@@ -329,9 +329,9 @@ class ImageClassification(Task):
             exp.append(
                 Expectation(
                     "expect_column_distinct_values_to_equal_set",
-                    {"column": "label", "value_set": list(range(n)), "row_condition": f'split=="{s}"',
-                     "condition_parser": "pandas"},
+                    {"column": "label", "value_set": list(range(n))},
                     f"every class present in {s}",
+                    where={"split": s},
                 )
             )
         return exp

@@ -1,0 +1,62 @@
+"""One contract over the whole registry: a task is tested the moment it registers.
+
+smoke data -> expectations hold (real Great Expectations) -> two training steps ->
+evaluate and baseline report the primary metric -> bundle round trip -> predict.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from flows.validation import validate
+from tasks_lib.core.bundle import load_bundle, save_bundle
+from tasks_lib.core.data import read_info, read_manifest, write_prepared
+from tasks_lib.core.engine import seed_everything
+from tasks_lib.core.registry import get_task, task_names
+from tasks_lib.core.task import LoadedModel
+
+
+@pytest.fixture(params=task_names())
+def task(request):
+    return get_task(request.param)
+
+
+def test_declares_what_the_platform_needs(task):
+    assert task.name and task.seed_sections and task.metric
+    assert {"smoke", "quick", "full"} <= set(task.profiles)
+    assert task.default_source in task.sources()
+    for profile in task.profiles:
+        task.configs(profile)  # every profile builds a valid config
+
+
+def test_smoke_round_trip(task, tmp_path):
+    dcfg, cfg = task.configs("smoke", train_overrides={"epochs": 1, "max_steps_per_epoch": 2})
+    data_dir = tmp_path / "data"
+    write_prepared(data_dir, task.prepare(dcfg, data_dir))
+
+    report = validate(read_manifest(data_dir), task.expectations(read_info(data_dir)), task.name)
+    assert report.success, report.summary()
+
+    data = task.load(data_dir)
+    seed_everything(cfg.seed)
+    model = task.build_model(cfg, data.info)
+    logged = []
+    result = task.fit(model, data, cfg, lambda m, s: logged.append(m))
+    assert result.steps == 2 and logged and np.isfinite(logged[-1]["train_loss"])
+
+    metrics = task.evaluate(model, data, "test")
+    baseline = task.baseline(data, "test")
+    assert task.metric in metrics and task.metric in baseline
+    assert all(np.isfinite(v) for v in metrics.values())
+
+    loaded = LoadedModel(task, cfg, data.info, model)
+    reloaded = load_bundle(save_bundle(loaded, tmp_path / "bundle"))
+    for a, b in zip(model.state_dict().values(), reloaded.module.state_dict().values(), strict=True):
+        assert torch.equal(a.cpu(), b)
+
+    items = task.request_examples(data, 3)
+    answers = task.predict(reloaded, items)
+    assert len(answers) == 3 and all(isinstance(a, dict) and a for a in answers)
+    assert answers == task.predict(loaded, items)  # the reloaded model answers the same
