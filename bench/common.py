@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import tempfile
+import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -31,6 +32,30 @@ def use_scratch_home(home: str | None) -> Path:
     for var in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "BENTOML_HOME", "PREFECT_HOME"):
         os.environ.pop(var, None)  # everything under the scratch folder, nothing shared
     return root
+
+
+def cpu_busy(seconds: float = 2.0) -> float:
+    """Share of all CPUs busy during ``seconds`` (from /proc/stat); call it while this script idles."""
+
+    def snapshot() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    total0, idle0 = snapshot()
+    time.sleep(seconds)
+    total1, idle1 = snapshot()
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_quiet(max_wait: float = 120, threshold: float = 0.25) -> float:
+    """The machine may be shared (tests running beside us): wait up to ``max_wait`` s until other
+    processes keep less than ``threshold`` of the CPUs busy. Returns the last busy share, which is
+    recorded next to the figures it precedes."""
+    deadline = time.monotonic() + max_wait
+    busy = cpu_busy()
+    while busy > threshold and time.monotonic() < deadline:
+        busy = cpu_busy()
+    return busy
 
 
 def machine() -> dict[str, object]:

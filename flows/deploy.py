@@ -27,14 +27,16 @@ def deploy(tasks: list[str], cron: str, pool: str, profile: str) -> list[str]:
     names = []
     for task in tasks:
         source = flow.from_source(source=str(PROJECT_ROOT), entrypoint="flows/pipeline.py:retrain")
-        source.deploy(
+        deployment = source.to_deployment(
             name=f"{task}-{pool}",
             work_pool_name=pool,
             cron=cron,
             parameters={"task": task, "profile": profile},
             tags=["mlzoo", task, pool],
             description=f"Scheduled retraining of '{task}' ({profile} profile) on the '{pool}' pool",
-            print_next_steps=False,
         )
+        # apply() rather than flow.deploy(): prefect 3.8.8's deploy() asks the server for the
+        # pool's workers with a request its own server rejects (422 on limit/offset).
+        deployment.apply()
         names.append(f"retrain/{task}-{pool}")
     return names

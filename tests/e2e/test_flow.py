@@ -1,0 +1,156 @@
+"""The real retrain flow on a temporary state folder: a real Prefect server, DVC repo and
+remote, Great Expectations, MLflow registry and BentoML store. Nothing is mocked."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flows import tracking
+from flows.cli import main as mlzoo
+from flows.validation import DataValidationError
+
+TASK = "image_classification"
+pytestmark = pytest.mark.e2e
+
+WEAK = {"epochs": 1, "max_steps_per_epoch": 2, "width": 8}  # barely trained: near chance
+GOOD = {}  # the smoke profile as it is: clearly above chance
+WORSE = {"epochs": 1, "max_steps_per_epoch": 1, "width": 8, "lr": 1e-6}  # must not be promoted
+
+
+@pytest.fixture(scope="module")
+def history(prefect_api):
+    """Three retrains on the same data version: weak, good, worse."""
+    from flows.pipeline import retrain
+
+    return [retrain(TASK, "smoke", train_overrides=o) for o in (WEAK, GOOD, WORSE)]
+
+
+def _versions(settings):
+    return sorted(int(v.version) for v in tracking.client(settings).search_model_versions(f"name='{TASK}'"))
+
+
+def test_first_run_promotes_the_better_replaces_it_and_the_worse_is_rejected(history, settings):
+    weak, good, worse = history
+    assert weak["promoted"] and weak["reason"] == "no champion yet"
+    assert good["value"] > weak["value"] + 0.2, "the smoke profile should clearly beat a 2-step model"
+    assert good["value"] > 0.3  # chance is 0.1 on 10 balanced classes
+    assert good["promoted"] and good["previous_version"] == weak["model_version"]
+    assert not worse["promoted"] and "does not beat" in worse["reason"]
+    champ = tracking.get_alias(settings, TASK, "champion")
+    prev = tracking.get_alias(settings, TASK, "previous")
+    assert str(champ.version) == good["model_version"] and str(prev.version) == weak["model_version"]
+    # all three share one data version, and the test metric recorded is the flow's
+    assert len({r["data_md5"] for r in history}) == 1
+    assert float(champ.tags["metric_value"]) == pytest.approx(good["value"])
+
+
+def test_run_records_provenance_metrics_and_artifacts(history, settings):
+    good = history[1]
+    c = tracking.client(settings)
+    run = c.get_run(good["run_id"])
+    tags, metrics = run.data.tags, run.data.metrics
+    for key in ("git_commit", "uv_lock_sha256", "data_md5", "seed", "torch_version", "device", "weights_sha256"):
+        assert tags.get(key), key
+    assert tags["data_md5"] == good["data_md5"] and tags["promotion.decision"] == "promoted"
+    assert metrics["test_accuracy"] == pytest.approx(good["value"])
+    assert metrics["baseline_accuracy"] > 0.5  # logistic regression on pixels, same split
+    assert metrics["promotion_champion_metric"] == pytest.approx(history[0]["value"])
+    epochs = c.get_metric_history(good["run_id"], "train_loss")
+    assert [m.step for m in epochs] == list(range(4))  # one value per epoch of the smoke profile
+    artifacts = {a.path for a in c.list_artifacts(good["run_id"])}
+    assert {"confusion_matrix.png", "sample_predictions.png", "model_card.md", "validation_report.md"} <= artifacts
+    card = (c.download_artifacts(good["run_id"], "model_card.md"))
+    text = open(card).read()
+    assert good["data_md5"] in text and "baseline" in text and "current champion" in text
+    assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == TASK
+
+
+def test_registered_model_loads_with_mlflow_pyfunc(history, settings, digits_smoke_dir):
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/{TASK}@champion")
+    x = np.load(digits_smoke_dir / "test_x.npy")[:4]
+    answers = model.predict(x)
+    assert len(answers) == 4 and set(answers[0]) == {"label", "probabilities"}
+
+
+def test_bento_serves_the_champion(history, settings):
+    import bentoml
+
+    tag = history[1]["bento"]
+    bento = bentoml.bentos.get(tag)
+    assert bento.info.labels["mlflow_version"] == history[1]["model_version"]
+    assert history[2]["bento"] == tag  # rejected challenger: the champion's Bento is reused
+
+
+def test_status_json(history, settings, capsys):
+    assert mlzoo(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)[TASK]
+    assert status["champion_version"] == history[1]["model_version"]
+    assert status["metric"]["name"] == "accuracy"
+    assert status["metric"]["value"] == pytest.approx(history[1]["value"])
+    assert status["metric"]["baseline"] == pytest.approx(history[1]["baseline"])
+    assert status["data_hash"] == history[1]["data_md5"]
+    assert status["bento_tag"] == history[1]["bento"]
+
+
+def test_validation_failure_stops_before_training_and_registers_nothing(history, settings, tmp_path):
+    from flows.pipeline import retrain
+
+    # an ImageFolder tree with one class too small to appear in every split
+    rng = np.random.default_rng(0)
+    for cls, n in (("big", 30), ("tiny", 2)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    before = _versions(settings)
+    with pytest.raises(DataValidationError, match="every class present in train"):
+        retrain(TASK, "smoke", data_overrides={"source": "imagefolder", "path": str(tmp_path)})
+    assert _versions(settings) == before
+    assert str(tracking.get_alias(settings, TASK, "champion").version) == history[1]["model_version"]
+    exp = tracking.client(settings).get_experiment_by_name(TASK)
+    last = tracking.client(settings).search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert last.info.status == "FAILED" and last.data.tags["validation"] == "failed"
+
+
+def test_crash_in_training_leaves_the_champion(history, settings):
+    from flows.pipeline import retrain
+
+    before = _versions(settings)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        retrain(TASK, "smoke", train_overrides={"optimizer": "no-such-optimizer"})
+    assert _versions(settings) == before
+    assert str(tracking.get_alias(settings, TASK, "champion").version) == history[1]["model_version"]
+
+
+def test_rollback_restores_previous_and_repackages(history, settings, capsys):
+    weak, good = history[0], history[1]
+    assert mlzoo(["rollback", TASK]) == 0
+    assert str(tracking.get_alias(settings, TASK, "champion").version) == weak["model_version"]
+    assert str(tracking.get_alias(settings, TASK, "previous").version) == good["model_version"]
+    assert f"{TASK}:" in capsys.readouterr().out  # a Bento tag for the restored champion
+    assert mlzoo(["rollback", TASK]) == 0  # and back
+    assert str(tracking.get_alias(settings, TASK, "champion").version) == good["model_version"]
+
+
+def test_reproduce_champion_gives_identical_metrics(history, settings, capsys):
+    code = mlzoo(["reproduce", f"{TASK}@champion"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "weights bit-identical: True" in out and "OK" in out
+
+
+def test_deploy_registers_scheduled_deployments_in_work_pools(history, settings, prefect_api):
+    from prefect.client.orchestration import get_client
+
+    assert mlzoo(["deploy", TASK, "--cron", "0 4 * * *", "--pool", "gpu"]) == 0
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name(f"retrain/{TASK}-gpu")
+        assert dep.work_pool_name == "gpu"
+        assert dep.parameters == {"task": TASK, "profile": "quick"}
+        assert dep.schedules and dep.schedules[0].schedule.cron == "0 4 * * *"
+        assert client.read_work_pool("gpu").type == "process"
