@@ -34,17 +34,24 @@ def use_scratch_home(home: str | None) -> Path:
     return root
 
 
+def cpu_times() -> tuple[int, int, int]:
+    """(jiffies of all CPUs, of which idle, of which this process): compare two with ``others_busy``."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(fields), fields[3] + fields[4], int(own[11]) + int(own[12])  # utime + stime
+
+
+def others_busy(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
+    """Share of the machine's CPU time used by other processes between two ``cpu_times()``."""
+    total, idle, own = (a - b for a, b in zip(after, before, strict=True))
+    return max(0.0, (total - idle - own) / max(total, 1))
+
+
 def cpu_busy(seconds: float = 2.0) -> float:
-    """Share of all CPUs busy during ``seconds`` (from /proc/stat); call it while this script idles."""
-
-    def snapshot() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
-
-    total0, idle0 = snapshot()
+    """Share of all CPUs busy during ``seconds``; call it while this script idles."""
+    before = cpu_times()
     time.sleep(seconds)
-    total1, idle1 = snapshot()
-    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+    return others_busy(before, cpu_times())
 
 
 def wait_quiet(max_wait: float = 120, threshold: float = 0.25) -> float:

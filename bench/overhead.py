@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine, machine_line, use_scratch_home, write_results  # noqa: E402
+from bench.common import (cpu_times, machine, machine_line, others_busy, use_scratch_home,  # noqa: E402
+                          wait_quiet, write_results)  # noqa: E402
 
 TASK = "image_classification"
 
@@ -123,6 +124,7 @@ def markdown(d: dict) -> str:
     return f"""## Platform overhead (`bench/overhead.py`, task `{TASK}`, profile `{d['profile']}`)
 
 {machine_line(d['machine'])}. Prefect server start: {d['prefect_server_start_s']:.1f} s (once, not counted).
+CPUs busy with other work just before run 1 / run 2: {run1['cpu_busy_before'] * 100:.0f} % / {run2['cpu_busy_before'] * 100:.0f} %.
 
 | measure | run 1 (cold) | run 2 (warm) | goal | met |
 |---|---|---|---|---|
@@ -138,7 +140,9 @@ Seconds per Prefect step (task run durations from the Prefect API):
 {step_rows}
 | (flow body outside steps + Prefect engine) | {rest1:.2f} | {rest2:.2f} |
 
-Training throughput on the same prepared data and config (best of {d['repeats']}, optimisation loop only):
+Training throughput on the same prepared data and config (best of {d['repeats']}, optimisation loop only;
+share of the CPUs used by other processes meanwhile: plain {tp['plain']['others_busy'] * 100:.0f} %,
+engine {tp['engine']['others_busy'] * 100:.0f} %):
 
 | loop | samples/s | train seconds | relative to plain loop |
 |---|---|---|---|
@@ -167,7 +171,10 @@ def main() -> None:
     ensure_server(s)
     server_s = time.perf_counter() - t0
     try:
-        runs = [timed_flow(args.profile) for _ in range(2)]
+        runs = []
+        for _ in range(2):
+            busy = wait_quiet()  # the machine may be shared: start each measurement on idle CPUs
+            runs.append({**timed_flow(args.profile), "cpu_busy_before": busy})
         for r in runs:  # the flow's own figure, logged to MLflow as train_samples_per_s
             from flows import tracking
 
@@ -181,9 +188,11 @@ def main() -> None:
         data = task.load(s.workspace / "data" / TASK)
         _, cfg = steps.plan(s, TASK, args.profile).configs()
         plain, engine = [], []
-        for _ in range(args.repeats):
-            plain.append(plain_loop(task, data, cfg))
-            engine.append(engine_fit(task, data, cfg))
+        for _ in range(args.repeats):  # alternate, so a busy spell on the machine hits both
+            wait_quiet()
+            for results, loop in ((plain, plain_loop), (engine, engine_fit)):
+                before = cpu_times()
+                results.append({**loop(task, data, cfg), "others_busy": others_busy(before, cpu_times())})
     finally:
         stop_server(s)
     best = lambda rs: max(rs, key=lambda r: r["samples_per_s"])  # noqa: E731

@@ -35,7 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import machine, machine_line, use_scratch_home, wait_quiet, write_results  # noqa: E402
+from bench.common import (cpu_times, machine, machine_line, others_busy, use_scratch_home,  # noqa: E402
+                          wait_quiet, write_results)  # noqa: E402
 
 TASK = "image_classification"
 
@@ -102,8 +103,13 @@ async def load_level(url: str, pngs: list[tuple[bytes, str]], concurrency: int, 
             "p99_ms": float(np.percentile(lat, 99)), "label_matches": correct / max(statuses["200"], 1)}
 
 
-def raw_forward(loaded, images, batch_sizes: list[int], seconds: float, repeats: int = 3) -> list[dict]:
-    """images/s of ``task.forward`` on preprocessed batches: best of ``repeats`` windows of ``seconds``."""
+def raw_forward(loaded, images, batch_sizes: list[int], threads: int, seconds: float = 1, repeats: int = 3) -> list[dict]:
+    """images/s of ``task.forward`` on preprocessed batches with ``threads`` torch threads:
+    best of ``repeats`` windows of ``seconds``."""
+    import torch
+
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
     task = loaded.task
     arrays = np.stack([task.preprocess(loaded, im) for im in images])
     out = []
@@ -118,7 +124,8 @@ def raw_forward(loaded, images, batch_sizes: list[int], seconds: float, repeats:
                 n += 1
             ms = (time.perf_counter() - t0) / n * 1000
             best = ms if best is None else min(best, ms)
-        out.append({"batch": bs, "images_per_s": bs / best * 1000, "ms_per_batch": best})
+        out.append({"batch": bs, "threads": threads, "images_per_s": bs / best * 1000, "ms_per_batch": best})
+    torch.set_num_threads(default_threads)
     return out
 
 
@@ -131,7 +138,8 @@ def markdown(d: dict) -> str:
     http_rows = "\n".join(
         f"| {r['concurrency']} | {r['requests']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} | "
         f"{r['p99_ms']:.1f} | {r['errors']} {_codes(r)}| {r['label_matches'] * 100:.0f} % |" for r in d["http"])
-    raw_rows = "\n".join(f"| {r['batch']} | {r['images_per_s']:.0f} | {r['ms_per_batch']:.2f} |" for r in d["raw"])
+    raw_rows = "\n".join(f"| {r['batch']} | {r['threads']} | {r['images_per_s']:.0f} | {r['ms_per_batch']:.2f} |"
+                         for r in d["raw"])
     best_http = max(r["requests_per_s"] for r in d["http"])
     best_raw = max(r["images_per_s"] for r in d["raw"])
     return f"""## Serving throughput (`bench/serving.py`, task `{TASK}`, champion from profile `{d['profile']}`)
@@ -146,16 +154,50 @@ max 64 / 100 ms), ready {d['ready_seconds']:.1f} s after start. Requests: one re
 {http_rows}
 
 Baseline: the same champion in-process (`load_bundle` + `task.forward`, preprocessed uint8 images, no HTTP;
-best of 3 one-second windows; CPUs busy with other work just before: {d['cpu_busy_before']['raw'] * 100:.0f} %):
+best of 3 one-second windows, with torch's default thread count and with 1 thread; CPUs used by other
+processes meanwhile: {d['raw_others_busy'] * 100:.0f} %):
 
-| batch | images/s | ms per batch |
-|---|---|---|
+| batch | torch threads | images/s | ms per batch |
+|---|---|---|---|
 {raw_rows}
 
 Best HTTP rate {best_http:.0f} requests/s vs best in-process {best_raw:.0f} images/s
 ({best_http / best_raw * 100:.1f} %): the rest is HTTP, multipart, PNG decoding and batching, and the
 load generator sharing the same {d['machine']['nproc']} CPUs.
 """
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (BentoML's workers run in their own process groups)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group, then SIGKILL whatever it started that is still there."""
+    below = descendants(proc.pid)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for pid in below:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def main() -> None:
@@ -172,11 +214,14 @@ def main() -> None:
     from flows.settings import Settings
 
     s = Settings.from_env().apply()
+    import torch
+
     from flows import tracking
+    from flows.prefect_server import ensure_server, stop_server
+    from tasks_lib.core.bundle import load_bundle
+    from tasks_lib.core.registry import get_task
 
     if tracking.get_alias(s, TASK, tracking.CHAMPION) is None:
-        from flows.prefect_server import ensure_server, stop_server
-
         ensure_server(s)
         try:
             from flows.pipeline import retrain
@@ -185,48 +230,39 @@ def main() -> None:
         finally:
             stop_server(s)
     champ = tracking.get_alias(s, TASK, tracking.CHAMPION)
-
-    from tasks_lib.core.bundle import load_bundle
-    from tasks_lib.core.registry import get_task
-
     task = get_task(TASK)
     data = task.load(s.workspace / "data" / TASK)
     images = task.request_examples(data, 64)
-    labels = [data.info["classes"][int(y)] for y in data.y["test"][:64]]
     pngs = []
-    for im, label in zip(images, labels, strict=True):
+    for im, y in zip(images, data.y["test"][:64].tolist(), strict=True):
         buf = io.BytesIO()
         im.save(buf, format="PNG")
-        pngs.append((buf.getvalue(), label))
+        pngs.append((buf.getvalue(), data.info["classes"][y]))
 
     with tempfile.TemporaryDirectory() as tmp:
         loaded = load_bundle(tracking.download_bundle(s, TASK, str(champ.version), Path(tmp)))
     busy_before = {"raw": wait_quiet()}
-    raw = raw_forward(loaded, images, args.batches, seconds=1)
-    busy_before["http"] = wait_quiet()
+    before, raw = cpu_times(), []
+    for threads in sorted({torch.get_num_threads(), 1}, reverse=True):  # the default, and 1 thread
+        raw += raw_forward(loaded, images, args.batches, threads)
+    raw_others_busy = others_busy(before, cpu_times())
 
+    busy_before["http"] = wait_quiet()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(home / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "mlzoo"), "serve", TASK, "--port", str(port)],
-                            cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        ready = wait_ready(url, proc, timeout=180)
-        asyncio.run(load_level(url, pngs, 4, 20, 10))  # warm-up, not reported
-        http = [asyncio.run(load_level(url, pngs, c, args.requests, args.seconds)) for c in args.concurrency]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    with open(home / "serve.log", "wb") as log:
+        proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "mlzoo"), "serve", TASK, "--port", str(port)],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+            ready = wait_ready(url, proc, timeout=180)
+            asyncio.run(load_level(url, pngs, 4, 20, 10))  # warm-up, not reported
+            http = [asyncio.run(load_level(url, pngs, c, args.requests, args.seconds)) for c in args.concurrency]
+        finally:
+            stop(proc)
 
     d = {"machine": machine(), "task": TASK, "profile": args.profile, "champion_version": champ.version,
-         "ready_seconds": ready, "max_requests": args.requests, "max_seconds": args.seconds,
-         "http": http, "raw": raw, "cpu_busy_before": busy_before}
+         "ready_seconds": ready, "max_requests": args.requests, "max_seconds": args.seconds, "http": http,
+         "raw": raw, "cpu_busy_before": busy_before, "raw_others_busy": raw_others_busy}
     write_results("serving", markdown(d), d)
     print(markdown(d))
     if not args.home:

@@ -62,7 +62,7 @@ class MLZooService:
             raise RuntimeError("no serving/model.json in this Bento and MLZOO_MODEL_TAG is not set")
         return json.loads(path.read_text())["model_tag"]
 
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=100)
+    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Model-ready inputs stacked on axis 0 -> raw outputs (batched adaptively)."""
         return self.task.forward(self.loaded, batch)

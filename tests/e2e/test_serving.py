@@ -1,0 +1,137 @@
+"""A real ``mlzoo serve`` (``bentoml serve`` of the champion's Bento) answering over HTTP."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from flows import tracking
+
+TASK = "image_classification"
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def champion(settings, prefect_api):
+    if tracking.get_alias(settings, TASK, "champion") is None:
+        from flows.pipeline import retrain
+
+        retrain(TASK, "smoke")
+    return tracking.get_alias(settings, TASK, "champion")
+
+
+@pytest.fixture(scope="module")
+def server(champion):
+    port = _free_port()
+    mlzoo = Path(sys.executable).with_name("mlzoo")
+    proc = subprocess.Popen([str(mlzoo), "serve", TASK, "--port", str(port)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("bentoml serve did not become ready")
+        time.sleep(0.5)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def _png(arr: np.ndarray, fmt: str = "PNG", mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    img = Image.fromarray(arr)
+    (img.convert(mode) if mode else img).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _post_image(url: str, data: bytes, name: str = "x.png") -> httpx.Response:
+    return httpx.post(f"{url}/predict", files={"image": (name, data, "image/png")}, timeout=30)
+
+
+def test_png_prediction_matches_the_champion_in_process(server, settings, champion, tmp_path):
+    from tasks_lib.core.bundle import load_bundle
+
+    data_dir = settings.workspace / "data" / TASK
+    images = np.load(data_dir / "test_x.npy")[:8, :, :, 0]
+    loaded = load_bundle(tracking.download_bundle(settings, TASK, str(champion.version), tmp_path))
+    expected = loaded.task.predict(loaded, [Image.fromarray(i) for i in images])
+    for img, want in zip(images, expected, strict=True):
+        resp = _post_image(server, _png(img))
+        assert resp.status_code == 200, resp.text
+        got = resp.json()
+        assert got["label"] == want["label"]
+        assert sum(got["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert set(got["probabilities"]) == {str(d) for d in range(10)}
+
+
+def test_json_array_form(server):
+    resp = httpx.post(f"{server}/predict", json={"array": np.zeros((8, 8)).tolist()}, timeout=30)
+    assert resp.status_code == 200 and "label" in resp.json()
+
+
+def test_metadata_tells_provenance(server, champion):
+    meta = httpx.get(f"{server}/metadata", timeout=10).json()
+    assert meta["task"] == TASK and meta["mlflow_model"] == TASK
+    assert meta["mlflow_version"] == str(champion.version)
+    assert meta["mlflow_run_id"] == champion.run_id
+    assert meta["data_md5"] == champion.tags["data_md5"]
+    assert meta["git_commit"] and "test_accuracy" in meta["metrics"]
+
+
+rng = np.random.default_rng(0)
+BAD = {
+    "truncated": (_png(rng.integers(0, 256, (64, 64), dtype=np.uint8))[:200], 400, "truncated"),
+    "not an image": (b"just some text", 415, "not an image"),
+    "zero bytes": (b"", 400, "empty"),
+    "wrong channels": (_png(np.zeros((8, 8, 3), np.uint8), "JPEG", "CMYK"), 422, "CMYK"),
+    "too small": (_png(np.zeros((2, 2), np.uint8)), 422, "too small"),
+    "oversize": (b"\x89PNG\r\n\x1a\n" + bytes(11 * 1024 * 1024), 413, "too large"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_gets_a_4xx_naming_the_problem_and_server_keeps_serving(server, case):
+    data, status, message = BAD[case]
+    resp = _post_image(server, data)
+    assert resp.status_code == status, resp.text
+    assert message in resp.text
+    ok = _post_image(server, _png(np.zeros((8, 8), np.uint8)))
+    assert ok.status_code == 200
+
+
+def test_bad_json_arrays_are_rejected(server):
+    for body, message in (({"array": [[0, 999]] * 4}, "0-255"), ({}, "exactly one"),
+                          ({"array": [[1, 2], [3]]}, "rectangular")):
+        resp = httpx.post(f"{server}/predict", json=body, timeout=30)
+        assert 400 <= resp.status_code < 500 and message in resp.text, resp.text
+
+
+def test_concurrent_requests_are_batched_and_all_answered(server):
+    img = _png(np.zeros((8, 8), np.uint8))
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda _: _post_image(server, img).status_code, range(64)))
+    assert codes == [200] * 64
