@@ -1,0 +1,41 @@
+# Two commands: `make run` (set up, then the main job) and `make test` (set up, then the suite).
+SHELL := /bin/bash
+VENV := .venv
+UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export BENTOML_DO_NOT_TRACK := true
+
+.PHONY: setup run test bench ui stop clean
+
+setup: $(VENV)/.installed  ## install uv if missing, then the locked environment
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+run: setup  ## retrain image_classification (quick profile) through the whole lifecycle
+	$(VENV)/bin/mlzoo run image_classification --profile quick
+	@$(VENV)/bin/mlzoo status
+	@echo
+	@echo "Next:"
+	@echo "  make ui                                         # MLflow UI on http://127.0.0.1:5000"
+	@echo "  $(VENV)/bin/mlzoo serve image_classification   # the champion's HTTP API on :3000"
+	@echo "  curl -F image=@digit.png localhost:3000/predict"
+	@echo "  make stop                                       # stop the local Prefect server"
+
+test: setup  ## the whole suite: unit, contract, integration, end to end
+	$(VENV)/bin/python -m pytest
+
+bench: setup  ## platform overhead and serving throughput -> bench/RESULTS.md
+	$(VENV)/bin/python bench/overhead.py
+	$(VENV)/bin/python bench/serving.py
+
+ui: setup
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.mlzoo/mlflow.db --host 127.0.0.1 --port 5000
+
+stop:
+	-$(VENV)/bin/mlzoo server stop
+
+clean:
+	rm -rf .mlzoo data/image_classification data/restored
