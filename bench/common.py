@@ -1,5 +1,6 @@
-"""Helpers shared by the benchmark scripts: a throw-away state folder, a description
-of the machine, and writing one script's section of ``bench/RESULTS.md``."""
+"""Helpers shared by the benchmark scripts: a throw-away state folder, the machine and how
+busy other processes keep it, stopping a server's process tree, and writing one script's
+section of ``bench/RESULTS.md``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import os
 import platform
 import re
+import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -16,22 +19,26 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "RESULTS.md"
 HEADER = """# mlzoo benchmarks
 
-How to run (each takes a few minutes; each uses its own throw-away state folder):
-`.venv/bin/python bench/overhead.py [--profile quick]` and `.venv/bin/python bench/serving.py [--profile quick]`.
-Each script rewrites only its own section below and writes `bench/overhead.json` / `bench/serving.json`.
+How to run (a few minutes each, each on its own throw-away state folder):
+`.venv/bin/python bench/overhead.py [--profile quick]` and `.venv/bin/python bench/serving.py [--profile quick]`
+(or `make bench`). Each script rewrites only its own section below and writes `bench/overhead.json` /
+`bench/serving.json` with every figure.
 """
 
 
 def use_scratch_home(home: str | None) -> Path:
-    """Point MLZOO_HOME/MLZOO_WORKSPACE at ``home`` (or a new temp folder) before any import of
-    Prefect, MLflow or BentoML, then apply the settings; returns the folder."""
+    """Point MLZOO_HOME/MLZOO_WORKSPACE at ``home`` (default: a new temp folder) before Prefect,
+    MLflow or BentoML are imported; every store then lives under it."""
     root = Path(home) if home else Path(tempfile.mkdtemp(prefix="mlzoo-bench-"))
     os.environ["MLZOO_HOME"] = str(root)
     os.environ["MLZOO_WORKSPACE"] = str(root / "ws")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     for var in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "BENTOML_HOME", "PREFECT_HOME"):
-        os.environ.pop(var, None)  # everything under the scratch folder, nothing shared
+        os.environ.pop(var, None)  # nothing shared with other state folders
     return root
+
+
+# -- how busy the machine is (it may be shared with tests running beside us) --------------
 
 
 def cpu_times() -> tuple[int, int, int]:
@@ -47,32 +54,29 @@ def others_busy(before: tuple[int, int, int], after: tuple[int, int, int]) -> fl
     return max(0.0, (total - idle - own) / max(total, 1))
 
 
-def cpu_busy(seconds: float = 2.0) -> float:
-    """Share of all CPUs busy during ``seconds``; call it while this script idles."""
-    before = cpu_times()
-    time.sleep(seconds)
-    return others_busy(before, cpu_times())
+def own_cpu_share(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
+    """Share of the machine's CPU time used by this process between two ``cpu_times()``."""
+    return (after[2] - before[2]) / max(after[0] - before[0], 1)
 
 
-def wait_quiet(max_wait: float = 120, threshold: float = 0.25) -> float:
-    """The machine may be shared (tests running beside us): wait up to ``max_wait`` s until other
-    processes keep less than ``threshold`` of the CPUs busy. Returns the last busy share, which is
-    recorded next to the figures it precedes."""
+def wait_quiet(max_wait: float = 180, threshold: float = 0.2) -> float:
+    """Wait up to ``max_wait`` s until other processes use less than ``threshold`` of the CPUs
+    (sampled over 2 s while we idle); returns the last share, recorded with the figures."""
     deadline = time.monotonic() + max_wait
-    busy = cpu_busy()
-    while busy > threshold and time.monotonic() < deadline:
-        busy = cpu_busy()
-    return busy
+    while True:
+        before = cpu_times()
+        time.sleep(2)
+        busy = others_busy(before, cpu_times())
+        if busy < threshold or time.monotonic() > deadline:
+            return busy
 
 
 def machine() -> dict[str, object]:
     import torch
 
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
+    )
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
@@ -83,9 +87,11 @@ def machine() -> dict[str, object]:
     }
 
 
-def machine_line(m: dict[str, object]) -> str:
-    return (f"{m['date']} on {m['nproc']} CPUs ({m['cpu']}), torch {m['torch']} "
-            f"({m['torch_threads']} threads), Python {m['python']}")
+def machine_line(m: dict) -> str:
+    return (
+        f"{m['date']}, {m['nproc']} CPUs ({m['cpu']}), torch {m['torch']} "
+        f"({m['torch_threads']} threads), Python {m['python']}"
+    )
 
 
 def write_results(name: str, markdown: str, data: dict) -> None:
@@ -97,3 +103,40 @@ def write_results(name: str, markdown: str, data: dict) -> None:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text)
+
+
+# -- stopping a server and everything it started ------------------------------------------
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (BentoML's workers run in their own process groups)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def stop_process_tree(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group ``proc`` leads (started with ``start_new_session=True``), then
+    SIGKILL any process it had started that is still alive."""
+    below = descendants(proc.pid)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for pid in below:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -2,17 +2,17 @@
 
 What is measured, on a throw-away state folder:
 
-1. A champion is trained with the real flow (``retrain(TASK, PROFILE)``; Prefect server
-   started and stopped here), then the real server is started as a subprocess exactly as a
-   user would: ``.venv/bin/mlzoo serve TASK --port PORT`` (BentoML, adaptive batching).
-2. For each concurrency level (default 1, 8, 32) an httpx AsyncClient keeps that many
-   requests in flight (a semaphore), each a real test-split digit sent as PNG in the
-   multipart field ``image`` to ``POST /predict``; at most ``--requests`` requests or
-   ``--seconds`` seconds per level. Reported: requests/s, p50/p99 latency, errors, and the
-   share of answers whose label matches the test label (a sanity check, not a metric).
-3. The baseline: the same champion bundle loaded in this process (``load_bundle``) and
-   ``task.forward`` on batches of 1, 8, 32, 64 preprocessed test images: images/s. The gap
-   between (2) and (3) is what HTTP, multipart parsing, PNG decoding and batching cost.
+1. A champion is trained with the real flow (``retrain(TASK, PROFILE)``, Prefect server started
+   and stopped here), then served exactly as a user would: ``.venv/bin/mlzoo serve TASK --port
+   PORT`` as a subprocess (BentoML, 1 worker, adaptive batching), ready when GET /readyz is 200.
+2. For each concurrency level (default 1, 8, 32) an httpx AsyncClient keeps that many requests
+   in flight (a semaphore), each a real test digit as PNG in the multipart field ``image`` to
+   ``POST /predict``; at most ``--requests`` requests or ``--seconds`` s per level. Reported:
+   requests/s, p50/p99 latency, errors by status, the client's own CPU share (it shares the
+   CPUs with the server), and how often the answer is the test label (a sanity check).
+3. The baseline: the same champion loaded in this process (``load_bundle``) and ``task.forward``
+   on batches of 1, 8, 32, 64 preprocessed test images, images/s, with torch's default thread
+   count and with 1 thread. The gap to (2) is what HTTP, multipart, PNG decoding and batching cost.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,8 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import (cpu_times, machine, machine_line, others_busy, use_scratch_home,  # noqa: E402
-                          wait_quiet, write_results)  # noqa: E402
+from bench import common  # noqa: E402
 
 TASK = "image_classification"
 
@@ -64,14 +61,13 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> float:
     raise RuntimeError(f"server not ready after {timeout:.0f} s")
 
 
-async def load_level(url: str, pngs: list[tuple[bytes, str]], concurrency: int, max_requests: int,
-                     max_seconds: float) -> dict:
-    """Send up to ``max_requests`` requests with ``concurrency`` in flight, stop after ``max_seconds``."""
+async def load_level(url: str, pngs: list[tuple[bytes, str]], concurrency: int, n: int, seconds: float) -> dict:
+    """Send up to ``n`` requests, ``concurrency`` in flight; none starts after ``seconds``."""
     import httpx
 
     sem = asyncio.Semaphore(concurrency)
     latencies, statuses, correct = [], Counter(), 0
-    deadline = time.perf_counter() + max_seconds
+    deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
 
@@ -92,20 +88,27 @@ async def load_level(url: str, pngs: list[tuple[bytes, str]], concurrency: int, 
                 if status == "200" and resp.json()["label"] == label:
                     correct += 1
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(max_requests)))
-        wall = time.perf_counter() - t0
+        before, t0 = common.cpu_times(), time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        wall, after = time.perf_counter() - t0, common.cpu_times()
     lat = np.array(latencies) * 1000
-    errors = len(latencies) - statuses["200"]
-    return {"concurrency": concurrency, "requests": len(latencies), "errors": errors, "statuses": dict(statuses),
-            "seconds": wall,
-            "requests_per_s": len(latencies) / wall, "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)), "label_matches": correct / max(statuses["200"], 1)}
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": len(latencies) - statuses["200"],
+        "statuses": dict(statuses),
+        "seconds": wall,
+        "requests_per_s": len(latencies) / wall,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "client_cpu_share": common.own_cpu_share(before, after),
+        "label_matches": correct / max(statuses["200"], 1),
+    }
 
 
-def raw_forward(loaded, images, batch_sizes: list[int], threads: int, seconds: float = 1, repeats: int = 3) -> list[dict]:
-    """images/s of ``task.forward`` on preprocessed batches with ``threads`` torch threads:
-    best of ``repeats`` windows of ``seconds``."""
+def raw_forward(loaded, images, batch_sizes: list[int], threads: int, seconds: float = 1, repeats: int = 3) -> list:
+    """images/s of ``task.forward`` on preprocessed batches with ``threads`` torch threads
+    (best of ``repeats`` windows of ``seconds``)."""
     import torch
 
     default_threads = torch.get_num_threads()
@@ -116,88 +119,55 @@ def raw_forward(loaded, images, batch_sizes: list[int], threads: int, seconds: f
     for bs in batch_sizes:
         batch = arrays[np.arange(bs) % len(arrays)]
         task.forward(loaded, batch)  # warm-up
-        best = None
+        best = float("inf")
         for _ in range(repeats):
-            n, t0 = 0, time.perf_counter()
+            calls, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < seconds:
                 task.forward(loaded, batch)
-                n += 1
-            ms = (time.perf_counter() - t0) / n * 1000
-            best = ms if best is None else min(best, ms)
+                calls += 1
+            best = min(best, (time.perf_counter() - t0) / calls * 1000)
         out.append({"batch": bs, "threads": threads, "images_per_s": bs / best * 1000, "ms_per_batch": best})
     torch.set_num_threads(default_threads)
     return out
 
 
-def _codes(r: dict) -> str:
-    bad = {k: v for k, v in r["statuses"].items() if k != "200"}
-    return f"({', '.join(f'{k}: {v}' for k, v in bad.items())}) " if bad else ""
-
-
 def markdown(d: dict) -> str:
-    http_rows = "\n".join(
-        f"| {r['concurrency']} | {r['requests']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} | "
-        f"{r['p99_ms']:.1f} | {r['errors']} {_codes(r)}| {r['label_matches'] * 100:.0f} % |" for r in d["http"])
-    raw_rows = "\n".join(f"| {r['batch']} | {r['threads']} | {r['images_per_s']:.0f} | {r['ms_per_batch']:.2f} |"
-                         for r in d["raw"])
+    def errors(r: dict) -> str:
+        bad = ", ".join(f"{k}: {v}" for k, v in r["statuses"].items() if k != "200")
+        return f"{r['errors']} ({bad})" if bad else "0"
+
+    http = "\n".join(
+        f"| {r['concurrency']} | {r['requests']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+        f"| {errors(r)} | {r['client_cpu_share']:.0%} | {r['label_matches']:.0%} |"
+        for r in d["http"]
+    )
+    raw = "\n".join(
+        f"| {r['batch']} | {r['threads']} | {r['images_per_s']:.0f} | {r['ms_per_batch']:.2f} |" for r in d["raw"]
+    )
     best_http = max(r["requests_per_s"] for r in d["http"])
     best_raw = max(r["images_per_s"] for r in d["raw"])
-    return f"""## Serving throughput (`bench/serving.py`, task `{TASK}`, champion from profile `{d['profile']}`)
+    return f"""## Serving throughput (`bench/serving.py`, task `{TASK}`, champion trained with profile `{d["profile"]}`)
 
-{machine_line(d['machine'])}. Server: `mlzoo serve {TASK}` (BentoML, 1 worker, adaptive batching
-max 64 / 100 ms), ready {d['ready_seconds']:.1f} s after start. Requests: one real test digit as PNG
-(multipart `image`), httpx AsyncClient on 127.0.0.1, at most {d['max_requests']} requests or
-{d['max_seconds']:.0f} s per level. CPUs busy with other work just before: {d['cpu_busy_before']['http'] * 100:.0f} %.
+{common.machine_line(d["machine"])}. Server: `mlzoo serve {TASK}` (BentoML, 1 worker, adaptive batching),
+ready {d["ready_seconds"]:.1f} s after start. Load: one real test digit per request as PNG (multipart `image`),
+httpx AsyncClient on 127.0.0.1 sharing the CPUs with the server, at most {d["max_requests"]} requests or
+{d["max_seconds"]:.0f} s per level. CPUs busy with other processes just before: {d["cpu_busy_before"]["http"]:.0%}.
 
-| concurrency | requests | requests/s | p50 ms | p99 ms | errors | label = test label |
-|---|---|---|---|---|---|---|
-{http_rows}
+| concurrency | requests | requests/s | p50 ms | p99 ms | errors | client CPU | label = test label |
+|---|---|---|---|---|---|---|---|
+{http}
 
-Baseline: the same champion in-process (`load_bundle` + `task.forward`, preprocessed uint8 images, no HTTP;
-best of 3 one-second windows, with torch's default thread count and with 1 thread; CPUs used by other
-processes meanwhile: {d['raw_others_busy'] * 100:.0f} %):
+Baseline: the same champion in-process (`load_bundle` + `task.forward` on preprocessed images, no HTTP;
+best of 3 one-second windows; CPU share used by other processes meanwhile: {d["raw_others_busy"]:.0%}):
 
 | batch | torch threads | images/s | ms per batch |
 |---|---|---|---|
-{raw_rows}
+{raw}
 
-Best HTTP rate {best_http:.0f} requests/s vs best in-process {best_raw:.0f} images/s
-({best_http / best_raw * 100:.1f} %): the rest is HTTP, multipart, PNG decoding and batching, and the
-load generator sharing the same {d['machine']['nproc']} CPUs.
+Best HTTP rate {best_http:.0f} requests/s = {best_http / best_raw:.1%} of the best in-process rate ({best_raw:.0f}
+images/s): the rest goes to HTTP, multipart parsing, PNG decoding, the service's internal call to its batched
+`forward` API, and the load generator on the same {d["machine"]["nproc"]} CPUs.
 """
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (BentoML's workers run in their own process groups)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        out += kids
-        todo += kids
-    return out
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group, then SIGKILL whatever it started that is still there."""
-    below = descendants(proc.pid)
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    for pid in below:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def main() -> None:
@@ -207,10 +177,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="max requests per concurrency level")
     parser.add_argument("--seconds", type=float, default=20, help="max seconds per concurrency level")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 64])
-    parser.add_argument("--home", help="state folder (reused if it has a champion; default: temp, deleted)")
+    parser.add_argument("--home", help="state folder (a champion there is reused; default: temp, deleted)")
     args = parser.parse_args()
 
-    home = use_scratch_home(args.home)
+    home = common.use_scratch_home(args.home)
     from flows.settings import Settings
 
     s = Settings.from_env().apply()
@@ -241,29 +211,41 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         loaded = load_bundle(tracking.download_bundle(s, TASK, str(champ.version), Path(tmp)))
-    busy_before = {"raw": wait_quiet()}
-    before, raw = cpu_times(), []
+    busy_before = {"raw": common.wait_quiet()}
+    before, raw = common.cpu_times(), []
     for threads in sorted({torch.get_num_threads(), 1}, reverse=True):  # the default, and 1 thread
         raw += raw_forward(loaded, images, args.batches, threads)
-    raw_others_busy = others_busy(before, cpu_times())
+    raw_others_busy = common.others_busy(before, common.cpu_times())
 
-    busy_before["http"] = wait_quiet()
+    busy_before["http"] = common.wait_quiet()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    cmd = [str(ROOT / ".venv" / "bin" / "mlzoo"), "serve", TASK, "--port", str(port)]
     with open(home / "serve.log", "wb") as log:
-        proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "mlzoo"), "serve", TASK, "--port", str(port)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             ready = wait_ready(url, proc, timeout=180)
             asyncio.run(load_level(url, pngs, 4, 20, 10))  # warm-up, not reported
             http = [asyncio.run(load_level(url, pngs, c, args.requests, args.seconds)) for c in args.concurrency]
         finally:
-            stop(proc)
+            common.stop_process_tree(proc)
+    (common.BENCH / "_work").mkdir(exist_ok=True)  # git-ignored: the server log, for a look at errors
+    shutil.copy(home / "serve.log", common.BENCH / "_work" / "serve.log")
 
-    d = {"machine": machine(), "task": TASK, "profile": args.profile, "champion_version": champ.version,
-         "ready_seconds": ready, "max_requests": args.requests, "max_seconds": args.seconds, "http": http,
-         "raw": raw, "cpu_busy_before": busy_before, "raw_others_busy": raw_others_busy}
-    write_results("serving", markdown(d), d)
+    d = {
+        "machine": common.machine(),
+        "task": TASK,
+        "profile": args.profile,
+        "champion_version": champ.version,
+        "ready_seconds": ready,
+        "max_requests": args.requests,
+        "max_seconds": args.seconds,
+        "cpu_busy_before": busy_before,
+        "http": http,
+        "raw": raw,
+        "raw_others_busy": raw_others_busy,
+    }
+    common.write_results("serving", markdown(d), d)
     print(markdown(d))
     if not args.home:
         shutil.rmtree(home, ignore_errors=True)

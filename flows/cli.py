@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from flows.settings import PROJECT_ROOT, Settings
+from flows.settings import Settings
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -39,9 +39,11 @@ def cmd_run(args: argparse.Namespace, s: Settings) -> int:
     else:
         result = retrain(args.task, args.profile, data_overrides=data, train_overrides=_overrides(args.set))
     print(json.dumps(result, indent=2, default=str))
-    print(f"\nNext: mlflow ui --backend-store-uri {s.tracking_uri}   (runs, models, aliases)\n"
-          f"      .venv/bin/mlzoo serve {args.task if args.task != 'all' else 'TASK'}   (HTTP API of the champion)\n"
-          f"      .venv/bin/mlzoo status")
+    print(
+        f"\nNext: mlflow ui --backend-store-uri {s.tracking_uri}   (runs, models, aliases)\n"
+        f"      .venv/bin/mlzoo serve {args.task if args.task != 'all' else 'TASK'}   (HTTP API of the champion)\n"
+        f"      .venv/bin/mlzoo status"
+    )
     return 0
 
 
@@ -85,7 +87,15 @@ def cmd_serve(args: argparse.Namespace, s: Settings) -> int:
     if champ is None:
         raise SystemExit(f"'{args.task}' has no @champion yet: run `mlzoo run {args.task}` first")
     bento = steps.package(s, args.task) or packaging.find_bento(args.task, str(champ.version))
-    cmd = [str(Path(sys.executable).with_name("bentoml")), "serve", bento, "--host", args.host, "--port", str(args.port)]
+    cmd = [
+        str(Path(sys.executable).with_name("bentoml")),
+        "serve",
+        bento,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     print(f"Serving {bento} (model v{champ.version}) on http://{args.host}:{args.port}", file=sys.stderr)
     os.execv(cmd[0], cmd)
 
@@ -146,8 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="retrain a model version from its recorded data, params and seed")
     p.add_argument("spec", help="TASK@ALIAS or TASK/VERSION")
-    p.add_argument("--tolerance", type=float, default=None,
-                   help="max metric difference (default 0 when recorded on CPU, 0.01 on GPU)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="max metric difference (default 0 when recorded on CPU, 0.01 on GPU)",
+    )
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("serve", help="serve the task's champion Bento over HTTP")
@@ -174,7 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.chdir(PROJECT_ROOT) if args.command == "serve" else None
     return args.func(args, _settings(args))
 
 

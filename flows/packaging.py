@@ -44,8 +44,10 @@ def build_bento(task: str, model_tag, labels: dict[str, str]) -> str:
             description=f"mlzoo: champion of task '{task}'",
             include=["serving/*", "tasks_lib/**/*.py"],
             models=[str(model_tag)],
-            python={"packages": ["torch", "torchvision", "safetensors", "numpy", "pillow", "fastapi"],
-                    "lock_packages": False},
+            python={
+                "packages": ["torch", "torchvision", "safetensors", "numpy", "pillow", "fastapi"],
+                "lock_packages": False,
+            },
             build_ctx=ctx,
         )
     return str(bento.tag)
@@ -55,6 +57,9 @@ def find_bento(task: str, mlflow_version: str | None = None) -> str | None:
     """Newest Bento of ``task`` (serving ``mlflow_version`` when given), or None."""
     import bentoml
 
-    bentos = [b for b in bentoml.bentos.list() if b.tag.name == task and (
-        mlflow_version is None or b.info.labels.get("mlflow_version") == str(mlflow_version))]
+    bentos = [
+        b
+        for b in bentoml.bentos.list()
+        if b.tag.name == task and (mlflow_version is None or b.info.labels.get("mlflow_version") == str(mlflow_version))
+    ]
     return str(max(bentos, key=lambda b: b.info.creation_time).tag) if bentos else None

@@ -7,6 +7,7 @@ its state, duration and logs show in the Prefect UI, and ``train`` retries once
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -51,8 +52,9 @@ def retrain(
         try:
             report = validate_step(task, data_dir)
         except DataValidationError as exc:
-            tracking.log_artifacts(s, run_id, {"validation_report.md": exc.report.to_markdown()},
-                                   s.home / "runs" / run_id / "review")
+            tracking.log_artifacts(
+                s, run_id, {"validation_report.md": exc.report.to_markdown()}, s.home / "runs" / run_id / "review"
+            )
             tracking.set_tags(s, run_id, {"validation": "failed"})
             raise
         trained = train_step(s, p, data_dir, run_id)
@@ -63,6 +65,8 @@ def retrain(
     except BaseException:
         tracking.end_run(s, run_id, "FAILED")
         raise
+    finally:
+        shutil.rmtree(s.home / "runs" / run_id, ignore_errors=True)  # all of it is in MLflow now
     tracking.end_run(s, run_id, "FINISHED")
     logger.info("promotion: %s", decision.reason)
     bento = package_step(s, task)

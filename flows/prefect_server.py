@@ -57,11 +57,16 @@ def ensure_server(s: Settings, timeout: float = 120) -> str:
     url = f"http://127.0.0.1:{port}/api"
     log = open(s.prefect_home / "server.log", "ab")  # noqa: SIM115 (handed to the server process)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "PREFECT_HOME": str(s.prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-             "PREFECT_API_URL": ""},
+        [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={
+            **os.environ,
+            "PREFECT_HOME": str(s.prefect_home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": "",
+        },
     )
     deadline = time.monotonic() + timeout
     while not _healthy(url):

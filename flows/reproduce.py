@@ -34,8 +34,10 @@ class Reproduction:
         for k in sorted(self.recorded):
             r, p = self.recorded[k], self.reproduced[k]
             lines.append(f"{k:<24}{r:>12.6f}{p:>12.6f}{p - r:>12.2e}")
-        lines.append(f"weights bit-identical: {self.weights_identical}; tolerance {self.tolerance}; "
-                     f"{'OK' if self.ok else 'DIFFERENT'}")
+        lines.append(
+            f"weights bit-identical: {self.weights_identical}; tolerance {self.tolerance}; "
+            f"{'OK' if self.ok else 'DIFFERENT'}"
+        )
         return "\n".join(lines)
 
 
@@ -54,8 +56,9 @@ def reproduce(s: Settings, spec: str, tolerance: float | None = None) -> Reprodu
     mv = c.get_model_version(task, ref) if ref.isdigit() else c.get_model_version_by_alias(task, ref)
     run = c.get_run(mv.run_id)
     tags = run.data.tags
-    p = steps.Plan(task, tags["mlzoo.profile"], json.loads(tags["mlzoo.data_config"]),
-                   json.loads(tags["mlzoo.train_config"]))
+    p = steps.Plan(
+        task, tags["mlzoo.profile"], json.loads(tags["mlzoo.data_config"]), json.loads(tags["mlzoo.train_config"])
+    )
     dvc_store.ensure_workspace(s)
     data_dir = dvc_store.restore(s, task, tags["data_md5"])
     trained = steps.train(s, p, data_dir)
@@ -67,5 +70,11 @@ def reproduce(s: Settings, spec: str, tolerance: float | None = None) -> Reprodu
     recorded = {k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")}
     if tolerance is None:
         tolerance = CPU_TOLERANCE if tags.get("device", "").startswith("cpu") else GPU_TOLERANCE
-    return Reproduction(task, str(mv.version), recorded, {k: metrics[k] for k in recorded}, tolerance,
-                        trained.weights_sha256 == tags.get("weights_sha256"))
+    return Reproduction(
+        task,
+        str(mv.version),
+        recorded,
+        {k: metrics[k] for k in recorded},
+        tolerance,
+        trained.weights_sha256 == tags.get("weights_sha256"),
+    )

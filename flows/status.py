@@ -15,8 +15,13 @@ def collect(s: Settings) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     registered = set(tracking.registered_tasks(s))
     for task in task_names():
-        entry: dict[str, Any] = {"champion_version": None, "metric": None, "data_hash": None,
-                                 "last_run": None, "bento_tag": None}
+        entry: dict[str, Any] = {
+            "champion_version": None,
+            "metric": None,
+            "data_hash": None,
+            "last_run": None,
+            "bento_tag": None,
+        }
         exp = c.get_experiment_by_name(task)
         if exp is not None:
             runs = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
@@ -28,8 +33,11 @@ def collect(s: Settings) -> dict[str, dict[str, Any]]:
             baseline = champ.tags.get("baseline_value")
             entry.update(
                 champion_version=str(champ.version),
-                metric={"name": champ.tags.get("metric_name"), "value": float(champ.tags["metric_value"]),
-                        "baseline": float(baseline) if baseline else None},
+                metric={
+                    "name": champ.tags.get("metric_name"),
+                    "value": float(champ.tags["metric_value"]),
+                    "baseline": float(baseline) if baseline else None,
+                },
                 data_hash=champ.tags.get("data_md5"),
                 bento_tag=packaging.find_bento(task, str(champ.version)),
             )
@@ -46,6 +54,8 @@ def table(status: dict[str, dict[str, Any]]) -> str:
         base = f"{m['baseline']:.4f}" if m.get("baseline") is not None else "-"
         data = (e["data_hash"] or "-")[:12]
         last = (e["last_run"] or {}).get("status", "-")
-        lines.append(f"{task:<24}{e['champion_version'] or '-':>9}  {metric:<20}{base:>9}  {data:<14}"
-                     f"{last:<10}  {e['bento_tag'] or '-'}")
+        lines.append(
+            f"{task:<24}{e['champion_version'] or '-':>9}  {metric:<20}{base:>9}  {data:<14}"
+            f"{last:<10}  {e['bento_tag'] or '-'}"
+        )
     return "\n".join(lines)

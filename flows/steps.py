@@ -10,7 +10,7 @@ import hashlib
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ from flows.settings import Settings
 from flows.validation import DataValidationError, ValidationReport, validate
 from tasks_lib.core.bundle import WEIGHTS, load_bundle, save_bundle
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.data import read_info, read_manifest, write_prepared
+from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.registry import get_task
 from tasks_lib.core.task import LoadedModel
 
@@ -87,8 +87,9 @@ class Decision:
 # -- prepare ----------------------------------------------------------------------
 
 
-def plan(s: Settings, task: str, profile: str, data_overrides: dict | None = None,
-         train_overrides: dict | None = None) -> Plan:
+def plan(
+    s: Settings, task: str, profile: str, data_overrides: dict | None = None, train_overrides: dict | None = None
+) -> Plan:
     """Resolve configs: defaults < profile < params.yaml < overrides."""
     t = get_task(task)
     dcfg, tcfg = t.configs(profile, dvc_store.read_params(s, task), data_overrides, train_overrides)
@@ -129,13 +130,17 @@ def validate_data(task: str, data_dir: Path) -> ValidationReport:
 
 
 def train(s: Settings, p: Plan, data_dir: Path, run_id: str | None = None) -> Trained:
-    """Train on the train split; checkpoints per epoch (a retried step resumes)."""
+    """Train on the train split, logging per-epoch metrics to MLflow run ``run_id`` if given.
+
+    Checkpoints every epoch, so a retried step of the same run resumes.
+    """
     t = get_task(p.task)
     _, tcfg = p.configs()
     data = t.load(data_dir)
     seed_everything(tcfg.seed)  # weights are initialised from the seed too
     model = t.build_model(tcfg, data.info)
-    work = s.home / "runs" / (run_id or "adhoc")
+    (s.home / "runs").mkdir(parents=True, exist_ok=True)
+    work = s.home / "runs" / run_id if run_id else Path(tempfile.mkdtemp(prefix="adhoc-", dir=s.home / "runs"))
 
     def log(metrics: dict[str, float], step: int) -> None:
         if run_id:
@@ -158,8 +163,7 @@ def evaluate(s: Settings, task: str, bundle_dir: Path, data_dir: Path, data_md5:
     t = get_task(task)
     data = t.load(data_dir)
     loaded = load_bundle(bundle_dir)
-    ev = Evaluation(t.metric, t.greater_is_better, t.evaluate(loaded.module, data, "test"),
-                    t.baseline(data, "test"))
+    ev = Evaluation(t.metric, t.greater_is_better, t.evaluate(loaded.module, data, "test"), t.baseline(data, "test"))
     champ = tracking.get_alias(s, task, tracking.CHAMPION)
     if champ is not None:
         ev.champion_version = str(champ.version)
@@ -194,17 +198,23 @@ def run_tags(task: str, p: Plan, dv: DataVersion) -> dict[str, str]:
 
 
 def model_card(task: str, p: Plan, dv: DataVersion, ev: Evaluation, trained: Trained, tags: dict) -> str:
-    champ = (f"{ev.champion_value:.4f} (v{ev.champion_version}, {ev.champion_how})"
-             if ev.champion_value is not None else f"none ({ev.champion_how or 'no champion yet'})")
-    rows = "\n".join(f"| {k} | {v:.4f} | {ev.baseline.get(k, float('nan')):.4f} |"
-                     for k, v in ev.metrics.items() if not k.startswith("acc_class_"))
+    champ = (
+        f"{ev.champion_value:.4f} (v{ev.champion_version}, {ev.champion_how})"
+        if ev.champion_value is not None
+        else f"none ({ev.champion_how or 'no champion yet'})"
+    )
+    rows = "\n".join(
+        f"| {k} | {v:.4f} | {ev.baseline.get(k, float('nan')):.4f} |"
+        for k, v in ev.metrics.items()
+        if not k.startswith("acc_class_")
+    )
     return f"""# Model card: {task}
 
-- Task: `{task}` ({get_task(task).__class__.__doc__ or ''}).
-- Data version: DVC `{dv.md5}` ({dv.nfiles} files, {dv.size} bytes), source `{p.data_config.get('source')}`.
-- Profile `{p.profile}`; seed {p.train_config.get('seed')}; {trained.epochs} epochs in {trained.train_seconds:.1f} s
-  of pure training ({trained.samples_per_s:.0f} samples/s) on `{tags['device']}`.
-- Code `{tags['git_commit']}`, uv.lock sha256 `{tags['uv_lock_sha256'][:16]}`, torch {tags['torch_version']}.
+- Task: `{task}` ({get_task(task).__class__.__doc__ or ""}).
+- Data version: DVC `{dv.md5}` ({dv.nfiles} files, {dv.size} bytes), source `{p.data_config.get("source")}`.
+- Profile `{p.profile}`; seed {p.train_config.get("seed")}; {trained.epochs} epochs in {trained.train_seconds:.1f} s
+  of pure training ({trained.samples_per_s:.0f} samples/s) on `{tags["device"]}`.
+- Code `{tags["git_commit"]}`, uv.lock sha256 `{tags["uv_lock_sha256"][:16]}`, torch {tags["torch_version"]}.
 
 ## Test split metrics
 
@@ -217,25 +227,26 @@ Primary metric `{ev.metric}`: **{ev.value:.4f}**; current champion: {champ}.
 ## Configuration
 
 ```json
-{json.dumps({'data': p.data_config, 'train': p.train_config}, indent=2)}
+{json.dumps({"data": p.data_config, "train": p.train_config}, indent=2)}
 ```
 """
 
 
-def log(s: Settings, run_id: str, p: Plan, dv: DataVersion, report: ValidationReport,
-        trained: Trained, ev: Evaluation) -> str:
+def log(
+    s: Settings, run_id: str, p: Plan, dv: DataVersion, report: ValidationReport, trained: Trained, ev: Evaluation
+) -> str:
     """Params, final metrics, dataset input, review artifacts and the pyfunc model; returns its URI."""
     t = get_task(p.task)
     tags = run_tags(p.task, p, dv)
-    tracking.log_params(s, run_id, {**{f"data.{k}": v for k, v in p.data_config.items()}, **p.train_config,
-                                    "profile": p.profile})
+    tracking.log_params(
+        s, run_id, {**{f"data.{k}": v for k, v in p.data_config.items()}, **p.train_config, "profile": p.profile}
+    )
     tracking.set_tags(s, run_id, {**tags, "weights_sha256": trained.weights_sha256})
     final = {f"test_{k}": v for k, v in ev.metrics.items()}
     final.update({f"baseline_{k}": v for k, v in ev.baseline.items()})
     final.update({"train_seconds": trained.train_seconds, "train_samples_per_s": trained.samples_per_s})
     tracking.log_metrics(s, run_id, final, step=trained.epochs)
-    tracking.log_dataset(s, run_id, read_manifest(dv.path), name=p.task, digest=dv.short,
-                         source=str(dv.path))
+    tracking.log_dataset(s, run_id, read_manifest(dv.path), name=p.task, digest=dv.short, source=str(dv.path))
     data = t.load(dv.path)
     loaded = load_bundle(trained.bundle_dir)
     files = dict(t.examples(loaded.module, data))
@@ -246,21 +257,31 @@ def log(s: Settings, run_id: str, p: Plan, dv: DataVersion, report: ValidationRe
 
 
 def register(s: Settings, task: str, model_uri: str, run_id: str, dv: DataVersion, ev: Evaluation) -> str:
-    return tracking.register(s, task, model_uri, run_id, {
-        "data_md5": dv.md5,
-        "metric_name": ev.metric,
-        "metric_value": ev.value,
-        "baseline_value": ev.baseline.get(ev.metric, ""),
-    })
+    return tracking.register(
+        s,
+        task,
+        model_uri,
+        run_id,
+        {
+            "data_md5": dv.md5,
+            "metric_name": ev.metric,
+            "metric_value": ev.value,
+            "baseline_value": ev.baseline.get(ev.metric, ""),
+        },
+    )
 
 
 def promote(s: Settings, task: str, version: str, run_id: str, ev: Evaluation) -> Decision:
     """Challenger becomes @champion only if it beats the champion on the same test data."""
     old = ev.champion_version
     if ev.beats_champion():
-        reason = ("no champion yet" if old is None else
-                  f"{ev.metric} {ev.value:.4f} beats champion v{old} ({ev.champion_value}, {ev.champion_how})"
-                  if ev.champion_value is not None else f"champion v{old} {ev.champion_how}")
+        reason = (
+            "no champion yet"
+            if old is None
+            else f"{ev.metric} {ev.value:.4f} beats champion v{old} ({ev.champion_value}, {ev.champion_how})"
+            if ev.champion_value is not None
+            else f"champion v{old} {ev.champion_how}"
+        )
         if old is not None:
             tracking.set_alias(s, task, tracking.PREVIOUS, old)
         tracking.set_alias(s, task, tracking.CHAMPION, version)
@@ -269,8 +290,15 @@ def promote(s: Settings, task: str, version: str, run_id: str, ev: Evaluation) -
         reason = f"{ev.metric} {ev.value:.4f} does not beat champion v{old} ({ev.champion_value:.4f})"
         prev = tracking.get_alias(s, task, tracking.PREVIOUS)
         decision = Decision(False, reason, old, prev and str(prev.version), version, ev.value, ev.champion_value)
-    tracking.set_tags(s, run_id, {"promotion.decision": "promoted" if decision.promoted else "rejected",
-                                  "promotion.reason": reason, "promotion.model_version": version})
+    tracking.set_tags(
+        s,
+        run_id,
+        {
+            "promotion.decision": "promoted" if decision.promoted else "rejected",
+            "promotion.reason": reason,
+            "promotion.model_version": version,
+        },
+    )
     metrics = {"promotion_challenger_metric": ev.value}
     if ev.champion_value is not None:
         metrics["promotion_champion_metric"] = ev.champion_value
@@ -287,9 +315,14 @@ def rollback(s: Settings, task: str) -> Decision:
         raise RuntimeError(f"'{task}' has no @previous model version to roll back to")
     tracking.set_alias(s, task, tracking.CHAMPION, prev.version)
     tracking.set_alias(s, task, tracking.PREVIOUS, champ.version if champ else None)
-    return Decision(True, f"rolled back from v{champ and champ.version} to v{prev.version}",
-                    str(prev.version), champ and str(champ.version), str(prev.version),
-                    float(prev.tags.get("metric_value", "nan")))
+    return Decision(
+        True,
+        f"rolled back from v{champ and champ.version} to v{prev.version}",
+        str(prev.version),
+        champ and str(champ.version),
+        str(prev.version),
+        float(prev.tags.get("metric_value", "nan")),
+    )
 
 
 # -- package ------------------------------------------------------------------------
@@ -314,8 +347,3 @@ def package(s: Settings, task: str) -> str | None:
         bundle = tracking.download_bundle(s, task, str(champ.version), Path(tmp))
         model_tag = packaging.import_model(task, str(champ.version), bundle, metadata)
     return packaging.build_bento(task, model_tag, {"task": task, "mlflow_version": str(champ.version)})
-
-
-def to_dict(obj: Any) -> dict:
-    d = asdict(obj)
-    return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}

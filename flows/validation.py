@@ -43,12 +43,20 @@ class ValidationReport:
 
     def to_markdown(self) -> str:
         status = "PASSED" if self.success else f"FAILED ({len(self.failed)} of {len(self.checks)})"
-        lines = [f"# Data validation: {self.suite}", "", f"{self.rows} rows; {status}", "",
-                 "| ok | expectation | arguments | why | observed |", "|---|---|---|---|---|"]
+        lines = [
+            f"# Data validation: {self.suite}",
+            "",
+            f"{self.rows} rows; {status}",
+            "",
+            "| ok | expectation | arguments | why | observed |",
+            "|---|---|---|---|---|",
+        ]
         for c in sorted(self.checks, key=lambda c: c.success):
             args = ", ".join(f"{k}={v}" for k, v in {**c.kwargs, **c.where}.items())
-            lines.append(f"| {'yes' if c.success else '**NO**'} | {c.kind} | {args} | {c.why} | "
-                         f"{json.dumps(c.observed, default=str)[:200]} |")
+            lines.append(
+                f"| {'yes' if c.success else '**NO**'} | {c.kind} | {args} | {c.why} | "
+                f"{json.dumps(c.observed, default=str)[:200]} |"
+            )
         return "\n".join(lines) + "\n"
 
     def summary(self) -> str:
@@ -112,9 +120,12 @@ def validate(manifest: pd.DataFrame, expectations: list[Expectation], suite: str
     checks = []
     for exp, exp_id in zip(expectations, ids, strict=True):
         res = by_id[exp_id]
-        observed = {k: v for k, v in (res.result or {}).items()
-                    if k in ("observed_value", "unexpected_count", "unexpected_percent", "partial_unexpected_list")
-                    and v not in (None, [])}
+        observed = {
+            k: v
+            for k, v in (res.result or {}).items()
+            if k in ("observed_value", "unexpected_count", "unexpected_percent", "partial_unexpected_list")
+            and v not in (None, [])
+        }
         if res.exception_info and res.exception_info.get("raised_exception"):
             observed["error"] = res.exception_info.get("exception_message")
         checks.append(CheckResult(exp.kind, exp.kwargs, exp.where, exp.why, bool(res.success), observed))

@@ -1,10 +1,10 @@
 """The BentoML service that serves any task's champion.
 
 The Bento's ``serving/model.json`` names the model in the Bento model store
-(``MLZOO_MODEL_TAG`` overrides it); the model's bundle names its task, and the task's ``preprocess`` / ``forward`` / ``postprocess``
-do the rest. ``forward`` is a batchable API, so concurrent ``/predict`` requests are
-merged by BentoML's adaptive batching. Bad input is answered with a 4xx that names
-the problem; the server keeps serving.
+(``MLZOO_MODEL_TAG`` overrides it); the model's bundle names its task, and the task's
+``preprocess`` / ``forward`` / ``postprocess`` do the rest. ``forward`` is a batchable
+API, so concurrent ``/predict`` requests are merged by BentoML's adaptive batching.
+Bad input is answered with a 4xx that names the problem; the server keeps serving.
 """
 
 from __future__ import annotations

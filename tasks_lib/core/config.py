@@ -24,9 +24,7 @@ class BaseConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise ValueError(
-                f"{cls.__name__} got unknown key(s) {unknown}; known keys: {sorted(fields)}"
-            )
+            raise ValueError(f"{cls.__name__} got unknown key(s) {unknown}; known keys: {sorted(fields)}")
         hints = typing.get_type_hints(cls)
         return cls(**{k: _coerce(hints[k], v, k) for k, v in values.items()})
 

@@ -58,9 +58,7 @@ def add_leak_column(manifest: pd.DataFrame, key: str = "sha1") -> pd.DataFrame:
     return manifest.assign(splits_with_same_content=counts.astype(int))
 
 
-def stratified_split(
-    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
-) -> np.ndarray:
+def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
     """Assign 'train'/'val'/'test' per sample, stratified by label, deterministic in ``seed``."""
     rng = np.random.default_rng(seed)
     split = np.empty(len(labels), dtype=object)

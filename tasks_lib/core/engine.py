@@ -105,7 +105,9 @@ def fit(
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, pct_start=0.25,
+        optimizer,
+        max_lr=cfg.lr,
+        pct_start=0.25,
         # at least 10 steps: shorter one-cycle schedules have an empty warm-up phase
         total_steps=max(cfg.epochs * steps_per_epoch, 10),
     )
@@ -183,7 +185,9 @@ def fit(
 
 @torch.no_grad()
 def predict_batches(
-    model: nn.Module, inputs: torch.Tensor, batch_size: int = 512,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    batch_size: int = 512,
     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Model outputs for ``inputs`` in eval mode, on the model's device, returned on CPU."""

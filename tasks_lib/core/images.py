@@ -21,9 +21,7 @@ def decode_image(data: bytes) -> Image.Image:
     if not data:
         raise InvalidInput("image is empty (0 bytes)")
     if len(data) > MAX_IMAGE_BYTES:
-        raise InvalidInput(
-            f"image is too large: {len(data)} bytes, the limit is {MAX_IMAGE_BYTES}", status=413
-        )
+        raise InvalidInput(f"image is too large: {len(data)} bytes, the limit is {MAX_IMAGE_BYTES}", status=413)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -31,8 +29,7 @@ def decode_image(data: bytes) -> Image.Image:
             fmt = img.format
             if img.width > MAX_IMAGE_SIDE or img.height > MAX_IMAGE_SIDE:
                 raise InvalidInput(
-                    f"image is too large: {img.width}x{img.height}, "
-                    f"the limit is {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}",
+                    f"image is too large: {img.width}x{img.height}, the limit is {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}",
                     status=413,
                 )
             img.load()
@@ -50,13 +47,10 @@ def decode_image(data: bytes) -> Image.Image:
 def check_image(img: Image.Image) -> Image.Image:
     """Reject images whose channels or size no image model here can use."""
     if img.mode not in ACCEPTED_MODES:
-        raise InvalidInput(
-            f"unsupported image mode '{img.mode}': send grayscale, RGB or RGBA", status=422
-        )
+        raise InvalidInput(f"unsupported image mode '{img.mode}': send grayscale, RGB or RGBA", status=422)
     if min(img.size) < MIN_IMAGE_SIDE:
         raise InvalidInput(
-            f"image is too small: {img.width}x{img.height}, "
-            f"each side must be at least {MIN_IMAGE_SIDE} pixels",
+            f"image is too small: {img.width}x{img.height}, each side must be at least {MIN_IMAGE_SIDE} pixels",
             status=422,
         )
     return img
@@ -78,9 +72,7 @@ def array_to_image(values: object) -> Image.Image:
     if not np.isfinite(arr).all():
         raise InvalidInput("array contains NaN or infinite values", status=422)
     if arr.min() < 0 or arr.max() > 255:
-        raise InvalidInput(
-            f"array values must lie in 0-255, got {arr.min():g} to {arr.max():g}", status=422
-        )
+        raise InvalidInput(f"array values must lie in 0-255, got {arr.min():g} to {arr.max():g}", status=422)
     if max(arr.shape[:2]) > MAX_IMAGE_SIDE:
         raise InvalidInput(f"array is too large: {list(arr.shape)}", status=413)
     img = Image.fromarray(arr.round().astype(np.uint8), mode="L" if arr.ndim == 2 else "RGB")

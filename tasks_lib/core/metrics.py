@@ -12,9 +12,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return cm
 
 
-def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
-) -> dict[str, float]:
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
     """accuracy, macro-F1 and per-class accuracy (recall) as ``acc_class_<i>``."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
     tp = np.diag(cm).astype(float)

@@ -41,7 +41,8 @@ class Expectation:
 
     ``kind`` is the snake_case name of a GX 1.x expectation class (for example
     ``expect_column_values_to_be_between``); ``kwargs`` are its arguments; ``where``
-    restricts it to rows whose columns equal the given values; ``why`` is shown in the validation report next to a failure.
+    restricts it to rows whose columns equal the given values; ``why`` is shown in the
+    validation report next to a failure.
     """
 
     kind: str
@@ -154,8 +155,7 @@ class Task(ABC):
         """Build (data, train) configs: defaults < profile < params.yaml < overrides."""
         if profile not in self.profiles:
             raise ValueError(
-                f"Unknown profile '{profile}' for task '{self.name}'; "
-                f"choose one of {sorted(self.profiles)}"
+                f"Unknown profile '{profile}' for task '{self.name}'; choose one of {sorted(self.profiles)}"
             )
         params = params or {}
         unknown = sorted(set(params) - {"data", "train"})
@@ -169,8 +169,7 @@ class Task(ABC):
             dcfg = dcfg.replace(source=self.default_source)
         if dcfg.source not in self.sources():
             raise ValueError(
-                f"Unknown source '{dcfg.source}' for task '{self.name}'; "
-                f"choose one of {sorted(self.sources())}"
+                f"Unknown source '{dcfg.source}' for task '{self.name}'; choose one of {sorted(self.sources())}"
             )
         tcfg = self.config_cls.from_dict(
             {**prof.get("train", {}), **(params.get("train") or {}), **(train_overrides or {})}

@@ -180,11 +180,16 @@ def read_image_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndarr
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
         raise ValueError(f"{root} has no class folders (expected class_name/*.png|jpg)")
-    files = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    files = [
+        (f, i)
+        for i, c in enumerate(classes)
+        for f in sorted((root / c).iterdir())
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    ]
     images = [Image.open(f) for f, _ in files]
     mode = "RGB" if any(im.mode not in ("L", "1", "LA") for im in images) else "L"
     arrays = []
-    for (f, _), im in zip(files, images, strict=True):
+    for im in images:
         im = im.convert(mode)
         if image_size:
             im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
@@ -223,7 +228,9 @@ class ImageClassification(Task):
                 f"CIFAR-10 python batches ({CIFAR_DIR}/) from --path, the dataset mirror, or {CIFAR_URL}",
                 "url",
             ),
-            "imagefolder": DataSource("imagefolder", "a class_name/*.png|jpg tree at --path", "folder", needs_path=True),
+            "imagefolder": DataSource(
+                "imagefolder", "a class_name/*.png|jpg tree at --path", "folder", needs_path=True
+            ),
         }
 
     # -- data -------------------------------------------------------------------
@@ -311,19 +318,38 @@ class ImageClassification(Task):
         exp = [
             Expectation("expect_table_row_count_to_be_between", {"min_value": 10 * n}, "too few samples to train on"),
             Expectation("expect_column_values_to_not_be_null", {"column": "label"}),
-            Expectation("expect_column_values_to_be_between", {"column": "label", "min_value": 0, "max_value": n - 1},
-                        f"labels index the {n} classes"),
+            Expectation(
+                "expect_column_values_to_be_between",
+                {"column": "label", "min_value": 0, "max_value": n - 1},
+                f"labels index the {n} classes",
+            ),
             Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [h]}, "one image size"),
             Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [w]}, "one image size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [c]}, "one channel count"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "dtype", "value_set": ["uint8"]}, "8-bit pixels"),
-            Expectation("expect_column_values_to_be_between", {"column": "pixel_min", "min_value": 0, "max_value": 255}),
-            Expectation("expect_column_values_to_be_between", {"column": "pixel_max", "min_value": 0, "max_value": 255}),
-            Expectation("expect_column_values_to_be_in_set", {"column": "has_nan", "value_set": [False]}, "no NaN pixels"),
-            Expectation("expect_column_distinct_values_to_equal_set", {"column": "split", "value_set": list(SPLITS)},
-                        "train, val and test all present"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "splits_with_same_content", "value_set": [1]},
-                        "no sample in two splits (test leakage)"),
+            Expectation(
+                "expect_column_values_to_be_in_set", {"column": "channels", "value_set": [c]}, "one channel count"
+            ),
+            Expectation(
+                "expect_column_values_to_be_in_set", {"column": "dtype", "value_set": ["uint8"]}, "8-bit pixels"
+            ),
+            Expectation(
+                "expect_column_values_to_be_between", {"column": "pixel_min", "min_value": 0, "max_value": 255}
+            ),
+            Expectation(
+                "expect_column_values_to_be_between", {"column": "pixel_max", "min_value": 0, "max_value": 255}
+            ),
+            Expectation(
+                "expect_column_values_to_be_in_set", {"column": "has_nan", "value_set": [False]}, "no NaN pixels"
+            ),
+            Expectation(
+                "expect_column_distinct_values_to_equal_set",
+                {"column": "split", "value_set": list(SPLITS)},
+                "train, val and test all present",
+            ),
+            Expectation(
+                "expect_column_values_to_be_in_set",
+                {"column": "splits_with_same_content", "value_set": [1]},
+                "no sample in two splits (test leakage)",
+            ),
         ]
         for s in SPLITS:
             exp.append(
@@ -371,7 +397,9 @@ class ImageClassification(Task):
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
         return x
 
-    def fit(self, model: nn.Module, data: ImageData, cfg: ImageClassificationConfig, log, checkpoint=None) -> engine.FitResult:
+    def fit(
+        self, model: nn.Module, data: ImageData, cfg: ImageClassificationConfig, log, checkpoint=None
+    ) -> engine.FitResult:
         info = data.info
 
         def prepare_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -380,7 +408,12 @@ class ImageClassification(Task):
 
         loss = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         return engine.fit(
-            model, data.x["train"], data.y["train"], cfg, log, loss,
+            model,
+            data.x["train"],
+            data.y["train"],
+            cfg,
+            log,
+            loss,
             prepare_batch=prepare_batch,
             evaluate=lambda: self.evaluate(model, data, "val", per_class=False),
             checkpoint=checkpoint,
@@ -390,7 +423,9 @@ class ImageClassification(Task):
         logits = engine.predict_batches(model, x, prepare=lambda b: self._normalise(b, info))
         return logits.argmax(1).numpy()
 
-    def evaluate(self, model: nn.Module, data: ImageData, split: str = "test", per_class: bool = True) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, data: ImageData, split: str = "test", per_class: bool = True
+    ) -> dict[str, float]:
         pred = self._predict_labels(model, data.x[split], data.info)
         m = classification_metrics(data.y[split].numpy(), pred, len(data.info["classes"]))
         return m if per_class else {k: v for k, v in m.items() if not k.startswith("acc_class_")}

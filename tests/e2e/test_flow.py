@@ -63,7 +63,7 @@ def test_run_records_provenance_metrics_and_artifacts(history, settings):
     assert [m.step for m in epochs] == list(range(4))  # one value per epoch of the smoke profile
     artifacts = {a.path for a in c.list_artifacts(good["run_id"])}
     assert {"confusion_matrix.png", "sample_predictions.png", "model_card.md", "validation_report.md"} <= artifacts
-    card = (c.download_artifacts(good["run_id"], "model_card.md"))
+    card = c.download_artifacts(good["run_id"], "model_card.md")
     text = open(card).read()
     assert good["data_md5"] in text and "baseline" in text and "current champion" in text
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == TASK

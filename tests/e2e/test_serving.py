@@ -42,8 +42,12 @@ def champion(settings, prefect_api):
 def server(champion):
     port = _free_port()
     mlzoo = Path(sys.executable).with_name("mlzoo")
-    proc = subprocess.Popen([str(mlzoo), "serve", TASK, "--port", str(port)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(mlzoo), "serve", TASK, "--port", str(port)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -124,8 +128,11 @@ def test_bad_input_gets_a_4xx_naming_the_problem_and_server_keeps_serving(server
 
 
 def test_bad_json_arrays_are_rejected(server):
-    for body, message in (({"array": [[0, 999]] * 4}, "0-255"), ({}, "exactly one"),
-                          ({"array": [[1, 2], [3]]}, "rectangular")):
+    for body, message in (
+        ({"array": [[0, 999]] * 4}, "0-255"),
+        ({}, "exactly one"),
+        ({"array": [[1, 2], [3]]}, "rectangular"),
+    ):
         resp = httpx.post(f"{server}/predict", json=body, timeout=30)
         assert 400 <= resp.status_code < 500 and message in resp.text, resp.text
 

@@ -7,8 +7,8 @@ from tasks_lib.core.registry import get_task
 
 def test_training_twice_is_bit_identical(settings, digits_smoke_dir):
     p = steps.plan(settings, "image_classification", "smoke")
-    a = steps.train(settings, p, digits_smoke_dir, run_id="determinism-a")
-    b = steps.train(settings, p, digits_smoke_dir, run_id="determinism-b")
+    a = steps.train(settings, p, digits_smoke_dir)
+    b = steps.train(settings, p, digits_smoke_dir)
     assert a.weights_sha256 == b.weights_sha256
     task = get_task("image_classification")
     data = task.load(digits_smoke_dir)

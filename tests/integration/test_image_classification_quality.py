@@ -11,7 +11,7 @@ TASK = "image_classification"
 
 
 def test_smoke_profile_learns_well_above_chance(settings, digits_smoke_dir):
-    trained = steps.train(settings, steps.plan(settings, TASK, "smoke"), digits_smoke_dir, run_id="quality-smoke")
+    trained = steps.train(settings, steps.plan(settings, TASK, "smoke"), digits_smoke_dir)
     task = get_task(TASK)
     m = task.evaluate(load_bundle(trained.bundle_dir).module, task.load(digits_smoke_dir))
     assert m["accuracy"] > 0.1 + 0.3  # chance is 0.1 on ten balanced classes
@@ -24,7 +24,7 @@ def test_quick_profile_reaches_its_target_and_beats_the_baseline(settings, tmp_p
     p = steps.plan(settings, TASK, "quick")
     dcfg, _ = p.configs()
     write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    trained = steps.train(settings, p, tmp_path, run_id="quality-quick")
+    trained = steps.train(settings, p, tmp_path)
     data = task.load(tmp_path)
     m = task.evaluate(load_bundle(trained.bundle_dir).module, data)
     base = task.baseline(data)

@@ -33,8 +33,9 @@ def _train(cfg, checkpoint=None, log=None):
     engine.seed_everything(cfg.seed)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
     logged = []
-    engine.fit(model, x, y, cfg, log or (lambda m, s: logged.append((s, m))), nn.CrossEntropyLoss(),
-               checkpoint=checkpoint)
+    engine.fit(
+        model, x, y, cfg, log or (lambda m, s: logged.append((s, m))), nn.CrossEntropyLoss(), checkpoint=checkpoint
+    )
     acc = (model(x).argmax(1) == y).float().mean().item()
     return model, acc, logged
 

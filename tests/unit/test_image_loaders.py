@@ -21,8 +21,12 @@ def _write_cifar(root, per_class_per_batch=3):
     labels = np.repeat(np.arange(10), per_class_per_batch)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
-        batch = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data,
-                 b"filenames": [f"{i}.png".encode() for i in range(len(labels))]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": labels.tolist(),
+            b"data": data,
+            b"filenames": [f"{i}.png".encode() for i in range(len(labels))],
+        }
         with open(folder / name, "wb") as fh:
             pickle.dump(batch, fh, protocol=2)
     with open(folder / "batches.meta", "wb") as fh:
@@ -67,7 +71,9 @@ def test_imagefolder_source(tmp_path):
     for cls in ("cat", "dog"):
         (tmp_path / "tree" / cls).mkdir(parents=True)
         for i in range(12):
-            Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(tmp_path / "tree" / cls / f"{i}.png")
+            Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(
+                tmp_path / "tree" / cls / f"{i}.png"
+            )
     task = get_task("image_classification")
     dcfg, _ = task.configs("quick", data_overrides={"source": "imagefolder", "path": str(tmp_path / "tree")})
     prep = task.prepare(dcfg, tmp_path / "out")
