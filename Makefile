@@ -17,12 +17,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 run: setup  ## retrain image_classification (quick profile) through the whole lifecycle
 	$(VENV)/bin/mlzoo run image_classification --profile quick
 	@$(VENV)/bin/mlzoo status
-	@echo
-	@echo "Next:"
-	@echo "  make ui                                         # MLflow UI on http://127.0.0.1:5000"
-	@echo "  $(VENV)/bin/mlzoo serve image_classification   # the champion's HTTP API on :3000"
-	@echo "  curl -F image=@digit.png localhost:3000/predict"
-	@echo "  make stop                                       # stop the local Prefect server"
+	@echo "MLflow UI: make ui   Stop the local Prefect server: make stop"
 
 test: setup  ## the whole suite: unit, contract, integration, end to end
 	$(VENV)/bin/python -m pytest

@@ -39,10 +39,13 @@ def cmd_run(args: argparse.Namespace, s: Settings) -> int:
     else:
         result = retrain(args.task, args.profile, data_overrides=data, train_overrides=_overrides(args.set))
     print(json.dumps(result, indent=2, default=str))
+    task = args.task if args.task != "all" else "TASK"
     print(
-        f"\nNext: mlflow ui --backend-store-uri {s.tracking_uri}   (runs, models, aliases)\n"
-        f"      .venv/bin/mlzoo serve {args.task if args.task != 'all' else 'TASK'}   (HTTP API of the champion)\n"
-        f"      .venv/bin/mlzoo status"
+        "\nWhere to look next:\n"
+        f"  MLflow UI (runs, models, aliases): .venv/bin/mlflow ui --backend-store-uri {s.tracking_uri}\n"
+        f"  Prefect UI (flow runs):            {os.environ.get('PREFECT_API_URL', '').removesuffix('/api')}\n"
+        f"  the champion over HTTP:            .venv/bin/mlzoo serve {task}   (then POST /predict)\n"
+        "  every task at a glance:            .venv/bin/mlzoo status"
     )
     return 0
 
