@@ -27,6 +27,24 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _wait_healthy(url: str, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+    """Poll ``url`` until healthy; False on timeout or when ``proc`` exits first."""
+    deadline = time.monotonic() + timeout
+    while not _healthy(url):
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 def _free_port(preferred: int = 4200) -> int:
     for port in (preferred, 0):
         with socket.socket() as sock:
@@ -48,10 +66,10 @@ def ensure_server(s: Settings, timeout: float = 120) -> str:
         return os.environ["PREFECT_API_URL"]
     state = _state_file(s)
     if state.exists():
-        url = json.loads(state.read_text())["url"]
-        if _healthy(url):
-            os.environ["PREFECT_API_URL"] = url
-            return url
+        recorded = json.loads(state.read_text())
+        if _alive(recorded["pid"]) and _wait_healthy(recorded["url"], timeout):
+            os.environ["PREFECT_API_URL"] = recorded["url"]
+            return recorded["url"]
     s.prefect_home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -68,12 +86,9 @@ def ensure_server(s: Settings, timeout: float = 120) -> str:
             "PREFECT_API_URL": "",
         },
     )
-    deadline = time.monotonic() + timeout
-    while not _healthy(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"Prefect server did not start; see {s.prefect_home / 'server.log'}")
-        time.sleep(0.5)
+    if not _wait_healthy(url, timeout, proc):
+        proc.kill()
+        raise RuntimeError(f"Prefect server did not start; see {s.prefect_home / 'server.log'}")
     state.write_text(json.dumps({"url": url, "pid": proc.pid}))
     os.environ["PREFECT_API_URL"] = url
     return url
