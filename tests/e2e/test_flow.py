@@ -144,6 +144,15 @@ def test_reproduce_champion_gives_identical_metrics(history, settings, capsys):
     assert "weights bit-identical: True" in out and "OK" in out
 
 
+def test_retrain_all_runs_every_registered_task(history, settings):
+    from flows.pipeline import retrain_all
+    from tasks_lib.core.registry import task_names
+
+    results = retrain_all("smoke")
+    assert set(results) == set(task_names())
+    assert results[TASK]["data_md5"] == history[0]["data_md5"] and "error" not in results[TASK]
+
+
 def test_deploy_registers_scheduled_deployments_in_work_pools(history, settings, prefect_api):
     from prefect.client.orchestration import get_client
 
@@ -154,3 +163,24 @@ def test_deploy_registers_scheduled_deployments_in_work_pools(history, settings,
         assert dep.parameters == {"task": TASK, "profile": "quick"}
         assert dep.schedules and dep.schedules[0].schedule.cron == "0 4 * * *"
         assert client.read_work_pool("gpu").type == "process"
+
+
+def test_a_worker_runs_a_deployment(history, settings, prefect_api):
+    """The scheduled path for real: a deployment in the cpu pool, run by a process worker."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    assert mlzoo(["deploy", TASK, "--pool", "cpu", "--profile", "smoke"]) == 0
+    before = _versions(settings)
+    flow_run = run_deployment(f"retrain/{TASK}-cpu", timeout=0)
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    worker = subprocess.run([prefect, "worker", "start", "--pool", "cpu", "--run-once"], capture_output=True,
+                            text=True, timeout=600)
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run.id).state
+    assert state.is_completed(), worker.stdout[-3000:] + worker.stderr[-3000:]
+    assert len(_versions(settings)) == len(before) + 1  # the worker's run registered a version
