@@ -33,8 +33,10 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]):
     return fig
 
 
-def image_grid_figure(images: np.ndarray, titles: Sequence[str], colors: Sequence[str], cols: int = 8):
-    """A grid of uint8 HxWxC images with a coloured title under each."""
+def image_grid_figure(
+    images: np.ndarray, titles: Sequence[str], colors: Sequence[str], suptitle: str = "", cols: int = 8
+):
+    """A grid of uint8 HxWxC images with a coloured title over each."""
     plt = _pyplot()
     rows = int(np.ceil(len(images) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows), squeeze=False)
@@ -43,5 +45,7 @@ def image_grid_figure(images: np.ndarray, titles: Sequence[str], colors: Sequenc
     for ax, img, title, color in zip(axes.flat, images, titles, colors, strict=False):
         ax.imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=255)
         ax.set_title(title, fontsize=7, color=color)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
     return fig

@@ -206,6 +206,8 @@ def read_image_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndarr
 
 @register
 class ImageClassification(Task):
+    """Image classification with a residual CNN sized to the input (seed examples 1, 28)."""
+
     name = "image_classification"
     seed_sections = (1, 28)
     metric = "accuracy"
@@ -453,7 +455,7 @@ class ImageClassification(Task):
         colors = ["green" if p == t else "red" for p, t in zip(pred[:k], y[:k], strict=True)]
         return {
             "confusion_matrix.png": confusion_matrix_figure(cm, classes),
-            "sample_predictions.png": image_grid_figure(x[:k].numpy(), titles, colors),
+            "sample_predictions.png": image_grid_figure(x[:k].numpy(), titles, colors, "predicted (true), test split"),
         }
 
     # -- serving ----------------------------------------------------------------

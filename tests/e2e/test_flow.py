@@ -178,8 +178,9 @@ def test_a_worker_runs_a_deployment(history, settings, prefect_api):
     before = _versions(settings)
     flow_run = run_deployment(f"retrain/{TASK}-cpu", timeout=0)
     prefect = str(Path(sys.executable).with_name("prefect"))
-    worker = subprocess.run([prefect, "worker", "start", "--pool", "cpu", "--run-once"], capture_output=True,
-                            text=True, timeout=600)
+    worker = subprocess.run(
+        [prefect, "worker", "start", "--pool", "cpu", "--run-once"], capture_output=True, text=True, timeout=600
+    )
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(flow_run.id).state
     assert state.is_completed(), worker.stdout[-3000:] + worker.stderr[-3000:]
