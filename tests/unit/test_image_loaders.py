@@ -91,3 +91,28 @@ def test_digits_prepare_is_deterministic(tmp_path):
     assert a.equals(b)
     assert (tmp_path / "a" / "test_x.npy").read_bytes() == (tmp_path / "b" / "test_x.npy").read_bytes()
     assert (a["splits_with_same_content"] == 1).all()
+
+
+def test_cifar10_source_downloads_the_archive_from_a_url(tmp_path):
+    """The URL path for real: the upstream tar.gz layout served over loopback HTTP."""
+    import functools
+    import http.server
+    import tarfile
+    import threading
+
+    (tmp_path / "src").mkdir()
+    _write_cifar(tmp_path / "src")
+    (tmp_path / "www").mkdir()
+    with tarfile.open(tmp_path / "www" / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cifar-10-python.tar.gz"
+        task = get_task("image_classification")
+        dcfg, _ = task.configs("quick", data_overrides={"source": "cifar10", "path": url})
+        prep = task.prepare(dcfg, tmp_path / "out")
+    finally:
+        server.shutdown()
+    assert prep.info["classes"] == NAMES and (prep.manifest["split"] == "test").sum() == 30

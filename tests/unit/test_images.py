@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from tasks_lib.core.errors import InvalidInput
-from tasks_lib.core.images import MAX_IMAGE_BYTES, array_to_image, decode_image, to_model_array
+from tasks_lib.core.images import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, array_to_image, decode_image, to_model_array
 
 
 def _png(arr: np.ndarray, mode: str | None = None, fmt: str = "PNG") -> bytes:
@@ -30,6 +30,7 @@ def test_decodes_png_and_jpeg():
         (_png(np.zeros((2, 2), np.uint8)), 422, "too small"),
         (_png(np.zeros((8, 8, 3), np.uint8), mode="CMYK", fmt="JPEG"), 422, "mode 'CMYK'"),
         (b"\x89PNG" + b"\0" * (MAX_IMAGE_BYTES + 1), 413, "too large"),
+        (_png(np.zeros((8, MAX_IMAGE_SIDE + 1), np.uint8)), 413, "too large: 4097x8"),
     ],
 )
 def test_bad_images_name_the_problem(data, status, message):
