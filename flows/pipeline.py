@@ -78,6 +78,7 @@ def retrain(
         "metric": ev.metric,
         "value": ev.value,
         "baseline": ev.baseline.get(ev.metric),
+        "champion_before": {"version": ev.champion_version, "value": ev.champion_value, "how": ev.champion_how},
         "promoted": decision.promoted,
         "reason": decision.reason,
         "champion_version": decision.champion_version,

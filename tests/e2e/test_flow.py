@@ -185,3 +185,16 @@ def test_a_worker_runs_a_deployment(history, settings, prefect_api):
         state = client.read_flow_run(flow_run.id).state
     assert state.is_completed(), worker.stdout[-3000:] + worker.stderr[-3000:]
     assert len(_versions(settings)) == len(before) + 1  # the worker's run registered a version
+
+
+def test_new_data_version_re_evaluates_the_champion_on_it(history, settings):
+    """Promotion compares on the same test data: a new data version means re-evaluating the champion."""
+    from flows.pipeline import retrain
+
+    champ = tracking.get_alias(settings, TASK, "champion")
+    result = retrain(TASK, "smoke", data_overrides={"split_seed": 1})
+    assert result["data_md5"] != history[0]["data_md5"]
+    before = result["champion_before"]
+    assert before["version"] == str(champ.version) and before["how"] == "re-evaluated"
+    assert before["value"] is not None
+    assert result["promoted"] == (result["value"] > before["value"])
