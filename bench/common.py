@@ -45,7 +45,7 @@ def cpu_times() -> tuple[int, int, int]:
     """(jiffies of all CPUs, of which idle, of which this process): compare two with ``others_busy``."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(fields), fields[3] + fields[4], int(own[11]) + int(own[12])  # utime + stime
+    return sum(fields), fields[3] + fields[4], sum(int(v) for v in own[11:15])  # utime, stime, waited children
 
 
 def others_busy(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
@@ -59,7 +59,7 @@ def own_cpu_share(before: tuple[int, int, int], after: tuple[int, int, int]) -> 
     return (after[2] - before[2]) / max(after[0] - before[0], 1)
 
 
-def wait_quiet(max_wait: float = 180, threshold: float = 0.2) -> float:
+def wait_quiet(max_wait: float = 60, threshold: float = 0.2) -> float:
     """Wait up to ``max_wait`` s until other processes use less than ``threshold`` of the CPUs
     (sampled over 2 s while we idle); returns the last share, recorded with the figures."""
     deadline = time.monotonic() + max_wait

@@ -166,7 +166,8 @@ best of 3 one-second windows; CPU share used by other processes meanwhile: {d["r
 
 Best HTTP rate {best_http:.0f} requests/s = {best_http / best_raw:.1%} of the best in-process rate ({best_raw:.0f}
 images/s): the rest goes to HTTP, multipart parsing, PNG decoding, the service's internal call to its batched
-`forward` API, and the load generator on the same {d["machine"]["nproc"]} CPUs.
+`forward` API, and the load generator on the same {d["machine"]["nproc"]} CPUs. Errors: the server's log is
+kept in `bench/_work/serve.log` (git-ignored).
 """
 
 

@@ -68,7 +68,10 @@ def ensure_workspace(s: Settings) -> Path:
         for name in ("dvc.yaml", "params.yaml"):
             if not (ws / name).exists():
                 shutil.copy(PROJECT_ROOT / name, ws / name)
-        dvc(s, "remote", "add", "--local", "--default", "--force", REMOTE, s.dvc_remote)
+        local = ws / ".dvc" / "config.local"
+        configured = local.read_text() if local.exists() else ""
+        if f"url = {s.dvc_remote}\n" not in configured or f"remote = {REMOTE}\n" not in configured:
+            dvc(s, "remote", "add", "--local", "--default", "--force", REMOTE, s.dvc_remote)
     return ws
 
 

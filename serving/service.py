@@ -15,6 +15,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException
@@ -24,6 +25,7 @@ from tasks_lib.core.bundle import load_bundle
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import array_to_image, decode_image
 
+FORWARD_ATTEMPTS = 3
 metadata_app = FastAPI(title="mlzoo metadata")
 
 
@@ -79,5 +81,19 @@ class MLZooService:
             x = self.task.preprocess(self.loaded, img)
         except InvalidInput as exc:
             raise _reject(exc) from None
-        out = await self.to_async.forward(x[None])
-        return self.task.postprocess(self.loaded, np.asarray(out)[0])
+        return self.task.postprocess(self.loaded, np.asarray(await self._batched_forward(x[None]))[0])
+
+    async def _batched_forward(self, batch: np.ndarray) -> np.ndarray:
+        """Call the batchable ``forward`` API (so BentoML merges concurrent requests).
+
+        BentoML 1.4.40 recycles the client behind this internal call every 100 calls,
+        closing it under calls still in flight (aiohttp "Cannot write to closing
+        transport"); ``forward`` is a pure function, so those calls are simply retried.
+        """
+        for attempt in range(FORWARD_ATTEMPTS):
+            try:
+                return await self.to_async.forward(batch)
+            except aiohttp.ClientError:
+                if attempt == FORWARD_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
