@@ -1,16 +1,9 @@
-"""Image classification (seed examples 1 and 28): a residual CNN sized to the input.
-
-Sources: scikit-learn's digits (default, offline), CIFAR-10 in its python-batch
-layout (local folder or URL), or any ImageFolder tree (``class_name/*.png|jpg``).
-"""
+"""The image classification task: data, expectations, training, metrics, serving."""
 
 from __future__ import annotations
 
 import math
-import pickle
-import tarfile
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,24 +17,21 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import (
-    SPLITS,
-    add_leak_column,
-    datasets_mirror,
-    read_info,
-    sha1_bytes,
-    stratified_split,
-)
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, stratified_split
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
 from tasks_lib.core.images import to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Task
-
-CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR_DIR = "cifar-10-batches-py"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+from tasks_lib.tasks.image_classification.model import ResidualCNN
+from tasks_lib.tasks.image_classification.readers import (
+    CIFAR_DIR,
+    CIFAR_URL,
+    locate_cifar,
+    read_cifar10,
+    read_image_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -69,139 +59,6 @@ class ImageData:
     x: dict[str, torch.Tensor]
     y: dict[str, torch.Tensor]
     info: dict[str, Any]
-
-
-# -- model ----------------------------------------------------------------------
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = (
-            nn.Identity()
-            if stride == 1 and c_in == c_out
-            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
-class ResidualCNN(nn.Module):
-    """A small ResNet whose depth follows the input: downsample until about 4x4.
-
-    8x8 digits get two stages (8 -> 4), 32x32 CIFAR four (32 -> 16 -> 8 -> 4).
-    """
-
-    def __init__(self, in_channels: int, n_classes: int, size: int, width: int, blocks: int, dropout: float):
-        super().__init__()
-        n_stages = max(1, min(4, int(math.log2(max(size, 2))) - 1))
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-        ]
-        c = width
-        for stage in range(n_stages):
-            c_out = width * 2**stage
-            for b in range(blocks):
-                layers.append(BasicBlock(c, c_out, stride=2 if (stage > 0 and b == 0) else 1))
-                c = c_out
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c, n_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-# -- data readers -----------------------------------------------------------------
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles CIFAR batches, refusing every global but the numpy array builders."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),  # how Python 3 writes bytes in protocol-2 pickles; harmless
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"CIFAR batch refers to {module}.{name}: refused")
-        return super().find_class(module, name)
-
-
-def _read_cifar_batch(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        return _ArrayUnpickler(fh, encoding="bytes").load()
-
-
-def _locate_cifar(path: str, workdir: Path) -> Path:
-    """The ``cifar-10-batches-py`` folder: given, inside the given folder, in the mirror, or downloaded."""
-    if path.startswith(("http://", "https://")) or not path:
-        mirror = datasets_mirror()
-        if not path and mirror and (mirror / CIFAR_DIR).is_dir():
-            return mirror / CIFAR_DIR
-        url = path or CIFAR_URL
-        archive = workdir / "cifar-10-python.tar.gz"
-        urllib.request.urlretrieve(url, archive)  # noqa: S310 (user-given or the official URL)
-        with tarfile.open(archive) as tar:
-            tar.extractall(workdir, filter="data")
-        return workdir / CIFAR_DIR
-    root = Path(path)
-    return root / CIFAR_DIR if (root / CIFAR_DIR).is_dir() else root
-
-
-def read_cifar10(folder: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Read the python-batch layout: ``data_batch_1..5`` (train) and ``test_batch``."""
-    meta = _read_cifar_batch(folder / "batches.meta")
-    names = [n.decode() for n in meta[b"label_names"]]
-    parts = {}
-    for split, files in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
-        xs, ys = [], []
-        for fname in files:
-            batch = _read_cifar_batch(folder / fname)
-            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-            ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
-        parts[split] = (np.concatenate(xs), np.concatenate(ys))
-    return parts, names
-
-
-def read_image_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Read ``root/class_name/*.png|jpg``; classes are the sorted folder names."""
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
-        raise ValueError(f"{root} has no class folders (expected class_name/*.png|jpg)")
-    files = [
-        (f, i)
-        for i, c in enumerate(classes)
-        for f in sorted((root / c).iterdir())
-        if f.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    images = [Image.open(f) for f, _ in files]
-    mode = "RGB" if any(im.mode not in ("L", "1", "LA") for im in images) else "L"
-    arrays = []
-    for im in images:
-        im = im.convert(mode)
-        if image_size:
-            im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
-        arrays.append(arr[:, :, None] if arr.ndim == 2 else arr)
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise ValueError(f"images in {root} differ in size {sorted(shapes)[:3]}...; set data.image_size")
-    return np.stack(arrays), np.array([label for _, label in files], dtype=np.int64), classes
-
-
-# -- the task ---------------------------------------------------------------------
 
 
 @register
@@ -245,7 +102,7 @@ class ImageClassification(Task):
             y, classes, hflip, split = digits.target.astype(np.int64), [str(c) for c in range(10)], False, None
         elif dcfg.source == "cifar10":
             with tempfile.TemporaryDirectory() as tmp:
-                parts, classes = read_cifar10(_locate_cifar(dcfg.path, Path(tmp)))
+                parts, classes = read_cifar10(locate_cifar(dcfg.path, Path(tmp)))
             x = np.concatenate([parts["train"][0], parts["test"][0]])
             y = np.concatenate([parts["train"][1], parts["test"][1]])
             split = np.array(["train"] * len(parts["train"][1]) + ["test"] * len(parts["test"][1]), dtype=object)
