@@ -7,6 +7,7 @@ Precedence, lowest first: dataclass defaults < the profile (code) < the task's
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,7 +41,7 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if value is None:
         return None
     origin = typing.get_origin(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(inner[0], value, key) if len(inner) == 1 else value
     if hint is bool:
@@ -89,11 +90,3 @@ class DataConfig(BaseConfig):
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     max_samples: int = 0  # 0 = all; the smoke profile shrinks the data
-
-
-def merge_layers(*layers: dict[str, Any] | None) -> dict[str, Any]:
-    """Merge flat dicts left to right; later layers win."""
-    out: dict[str, Any] = {}
-    for layer in layers:
-        out.update(layer or {})
-    return out

@@ -11,7 +11,3 @@ class InvalidInput(ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
-
-
-class MissingDependency(RuntimeError):
-    """A system package or optional library the task needs is not installed."""
