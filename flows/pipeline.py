@@ -43,6 +43,11 @@ def retrain(
     """prepare -> version -> validate -> train -> evaluate -> log -> register -> promote -> package."""
     logger = get_run_logger()
     s = Settings.from_env().apply()
+    try:
+        p = steps.plan(s, task, profile, data_overrides, train_overrides)
+    except steps.UpstreamNotTrained as missing:  # this task builds on another's champion: train that first
+        logger.info("%s; retraining '%s' (profile %s) first", missing, missing.task, profile)
+        retrain(missing.task, profile)
     p = plan_step(s, task, profile, data_overrides, train_overrides)
     data_dir = prepare_step(s, p)
     dv = version_step(s, task)

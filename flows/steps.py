@@ -19,6 +19,7 @@ from flows.dvc_store import DataVersion
 from flows.provenance import provenance_tags
 from flows.settings import Settings
 from flows.validation import DataValidationError, ValidationReport, validate
+from tasks_lib.core import refs
 from tasks_lib.core.bundle import WEIGHTS, load_bundle, save_bundle
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import read_info, read_manifest, write_prepared
@@ -87,13 +88,45 @@ class Decision:
 # -- prepare ----------------------------------------------------------------------
 
 
+class UpstreamNotTrained(RuntimeError):
+    """A config references ``models:/NAME@ALIAS`` and NAME has no model under that alias yet."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref, self.task = ref, refs.registered_name(ref)
+        super().__init__(f"'{ref}' does not exist yet: train task '{self.task}' first")
+
+
 def plan(
     s: Settings, task: str, profile: str, data_overrides: dict | None = None, train_overrides: dict | None = None
 ) -> Plan:
-    """Resolve configs: defaults < profile < params.yaml < overrides."""
+    """Resolve configs: defaults < profile < params.yaml < overrides.
+
+    ``models:/NAME@ALIAS`` references in the train config are pinned to the version the
+    alias names now (``models:/NAME/VERSION``), so the run records its exact lineage.
+    """
     t = get_task(task)
     dcfg, tcfg = t.configs(profile, dvc_store.read_params(s, task), data_overrides, train_overrides)
-    return Plan(task, profile, dcfg.to_dict(), tcfg.to_dict())
+    train_config = tcfg.to_dict()
+    for key, ref in train_config.items():
+        if refs.is_registry_ref(ref) and "@" in ref:
+            mv = tracking.get_alias(s, refs.registered_name(ref), ref.split("@", 1)[1])
+            if mv is None:
+                raise UpstreamNotTrained(ref)
+            train_config[key] = f"{refs.PREFIX}{mv.name}/{mv.version}"
+    return Plan(task, profile, dcfg.to_dict(), train_config)
+
+
+def upstream(s: Settings, train_config: dict[str, Any]) -> dict[str, str]:
+    """Download every pinned ``models:/NAME/VERSION`` of the config and make it loadable by tasks."""
+    pinned = {k: v for k, v in train_config.items() if refs.is_registry_ref(v)}
+    for ref in pinned.values():
+        name, ver = ref.removeprefix(refs.PREFIX).split("/")
+        cache = s.home / "upstream" / name / ver
+        bundle = cache / "artifacts" / "bundle"
+        if not (bundle / "config.json").exists():
+            bundle = tracking.download_bundle(s, name, ver, cache)
+        refs.register(ref, bundle)
+    return pinned
 
 
 def prepare(s: Settings, p: Plan) -> Path:
@@ -136,6 +169,7 @@ def train(s: Settings, p: Plan, data_dir: Path, run_id: str | None = None) -> Tr
     """
     t = get_task(p.task)
     _, tcfg = p.configs()
+    upstream(s, p.train_config)
     data = t.load(data_dir)
     seed_everything(tcfg.seed)  # weights are initialised from the seed too
     model = t.build_model(tcfg, data.info)
@@ -194,6 +228,7 @@ def run_tags(task: str, p: Plan, dv: DataVersion) -> dict[str, str]:
         "mlzoo.data_config": json.dumps(p.data_config, sort_keys=True),
         "mlzoo.train_config": json.dumps(p.train_config, sort_keys=True),
         **provenance_tags(),
+        **{f"upstream.{k}": v for k, v in p.train_config.items() if refs.is_registry_ref(v)},
     }
 
 

@@ -9,6 +9,8 @@ Bad input is answered with a 4xx that names the problem; the server keeps servin
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 from http import HTTPStatus
@@ -20,10 +22,12 @@ import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import Request as StarletteRequest
 
 from tasks_lib.core.bundle import load_bundle
 from tasks_lib.core.errors import InvalidInput
-from tasks_lib.core.images import array_to_image, decode_image
+from tasks_lib.core.task import REQUEST_FIELDS, Request
 
 FORWARD_ATTEMPTS = 3
 metadata_app = FastAPI(title="mlzoo metadata")
@@ -43,6 +47,32 @@ def metadata() -> dict[str, Any]:
     return bentoml.get_current_service().metadata_dict
 
 
+@metadata_app.post("/render")
+async def render(request: StarletteRequest) -> Response:
+    """Like ``/predict`` but answers with the media itself (PNG, WAV) for tasks that output media."""
+    svc = bentoml.get_current_service()
+    if svc.task.output_media is None:
+        return JSONResponse({"error": f"task '{svc.task.name}' answers JSON only: use /predict"}, status_code=404)
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            fields = {k: (await v.read()) if hasattr(v, "read") else v for k, v in form.items()}
+            if isinstance(fields.get("options"), str):
+                fields["options"] = json.loads(fields["options"])
+        else:
+            fields = await request.json()
+        if not isinstance(fields, dict):
+            raise InvalidInput("the request body must be a JSON object or a multipart form", status=422)
+        answer = await svc.answer(fields)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return JSONResponse({"error": "the request body is not valid JSON"}, status_code=400)
+    except InvalidInput as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    except BadRequest as exc:
+        return JSONResponse({"error": exc.message}, status_code=int(exc.error_code))
+    return Response(content=answer["media"], media_type=svc.task.output_media)
+
+
 @bentoml.asgi_app(metadata_app)
 @bentoml.service(name="mlzoo", traffic={"timeout": 60}, workers=1)
 class MLZooService:
@@ -52,6 +82,8 @@ class MLZooService:
         self.task = self.loaded.task
         self.metadata_dict = {
             "task": self.task.name,
+            "request_fields": {f: REQUEST_FIELDS[f] for f in self.task.request_fields},
+            "output_media": self.task.output_media,
             "bento_model": str(model.tag),
             **model.info.labels,
             **model.info.metadata,
@@ -70,18 +102,42 @@ class MLZooService:
         return self.task.forward(self.loaded, batch)
 
     @bentoml.api
-    async def predict(self, image: Path = None, array: list = None) -> dict[str, Any]:  # noqa: RUF013 (BentoML reads a bare Path as a file field; Optional breaks that)
-        """Image tasks: multipart field ``image`` (PNG/JPEG) or JSON ``{"array": [[...]]}`` (0-255)."""
+    async def predict(  # noqa: PLR0913 (one optional field per request kind; each task takes some)
+        self,
+        image: Path = None,  # BentoML reads a bare Path as a file field; Optional breaks that
+        image2: Path = None,
+        audio: Path = None,
+        text: str = None,
+        texts: list = None,
+        array: list = None,
+        options: dict = None,
+    ) -> dict[str, Any]:
+        """Answer one request; ``GET /metadata`` names the fields this task takes.
+
+        Files go multipart (``image``, ``image2``, ``audio``); the rest as JSON. Media
+        answers (images, audio) come base64-encoded under ``media_base64``; ``POST /render``
+        returns the media itself.
+        """
+        given = {"image": image, "image2": image2, "audio": audio, "text": text, "texts": texts}
+        given |= {"array": array, "options": options}
+        request = {k: (v.read_bytes() if isinstance(v, Path) else v) for k, v in given.items() if v is not None}
+        answer = await self.answer(request)
+        media = {f"{k}_base64": base64.b64encode(v).decode() for k, v in answer.items() if isinstance(v, bytes)}
+        return {k: v for k, v in answer.items() if not isinstance(v, bytes)} | media
+
+    async def answer(self, request: Request) -> dict[str, Any]:
+        """check -> parse -> (batched) forward -> postprocess -> combine; 4xx on bad input."""
         try:
-            if self.task.modality != "image":
-                raise InvalidInput(f"task '{self.task.name}' does not take images", status=422)
-            if (image is None) == (array is None):
-                raise InvalidInput("send exactly one of: multipart field 'image', JSON field 'array'", status=422)
-            img = decode_image(image.read_bytes()) if image is not None else array_to_image(array)
-            x = self.task.preprocess(self.loaded, img)
+            self.task.check_request(request)
+            items = self.task.parse_request(self.loaded, request)
         except InvalidInput as exc:
             raise _reject(exc) from None
-        return self.task.postprocess(self.loaded, np.asarray(await self._batched_forward(x[None]))[0])
+        if self.task.batchable:
+            outputs = await self._batched_forward(np.stack(items))
+        else:
+            outputs = await asyncio.to_thread(self.task.forward, self.loaded, self.task.collate(items))
+        rows = [self.task.postprocess(self.loaded, out) for out in outputs]
+        return self.task.combine(request, rows)
 
     async def _batched_forward(self, batch: np.ndarray) -> np.ndarray:
         """Call the batchable ``forward`` API (so BentoML merges concurrent requests).
@@ -92,7 +148,7 @@ class MLZooService:
         """
         for attempt in range(FORWARD_ATTEMPTS):
             try:
-                return await self.to_async.forward(batch)
+                return np.asarray(await self.to_async.forward(batch))
             except aiohttp.ClientError:
                 if attempt == FORWARD_ATTEMPTS - 1:
                     raise

@@ -86,3 +86,24 @@ def to_model_array(img: Image.Image, size: tuple[int, int], channels: int) -> np
         img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     arr = np.asarray(img, dtype=np.uint8)
     return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def image_from_request(request: dict, field: str = "image") -> Image.Image:
+    """The image a request carries: file field ``field`` or, for single-image tasks, JSON ``array``."""
+    has_file, has_array = request.get(field) is not None, request.get("array") is not None
+    if field != "image" and request.get(field) is None:
+        raise InvalidInput(f"field '{field}' is missing: send it as a PNG or JPEG file", status=422)
+    if field == "image" and has_file == has_array:
+        raise InvalidInput("send exactly one of: multipart field 'image', JSON field 'array'", status=422)
+    if has_file:
+        return decode_image(request[field])
+    return array_to_image(request["array"])
+
+
+def png_bytes(img: Image.Image | np.ndarray) -> bytes:
+    """Encode an image (PIL, or uint8 HxW / HxWx1 / HxWx3 array) as PNG bytes."""
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

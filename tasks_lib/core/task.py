@@ -20,9 +20,28 @@ import pandas as pd
 from torch import nn
 
 from tasks_lib.core.config import DataConfig, TaskConfig
+from tasks_lib.core.errors import InvalidInput
 
 LogFn = Callable[[dict[str, float], int], None]
 """``log(metrics, step)``: how training reports; called once per epoch, never per batch."""
+
+Request = dict[str, Any]
+"""What one HTTP request to ``/predict`` carries: field name -> value.
+
+File fields arrive as ``bytes``; the others as the JSON values below. A task names the
+fields it accepts in ``Task.request_fields``; serving is the same for every task.
+"""
+
+REQUEST_FIELDS: dict[str, str] = {
+    "image": "file: PNG or JPEG",
+    "image2": "file: PNG or JPEG (a second image, e.g. for pair tasks)",
+    "audio": "file: WAV",
+    "text": "string",
+    "texts": "list of strings (answered as {'predictions': [...]})",
+    "array": "JSON nested list (e.g. image pixels 0-255, an observation)",
+    "options": "JSON object of task options (e.g. {'n': 4, 'seed': 0})",
+}
+FILE_FIELDS = ("image", "image2", "audio")
 
 
 @dataclass(frozen=True)
@@ -76,7 +95,9 @@ class Task(ABC):
     seed_sections: ClassVar[tuple[int, ...]]
     metric: ClassVar[str]  # primary metric used for promotion
     greater_is_better: ClassVar[bool] = True
-    modality: ClassVar[str]  # what the service accepts: "image" (more with later tasks)
+    request_fields: ClassVar[tuple[str, ...]]  # which REQUEST_FIELDS its endpoint accepts
+    output_media: ClassVar[str | None] = None  # "image/png" or "audio/wav": answers carry bytes under "media"
+    batchable: ClassVar[bool] = True  # parsed items share one shape, so requests can be stacked into a batch
     config_cls: ClassVar[type[TaskConfig]] = TaskConfig
     data_config_cls: ClassVar[type[DataConfig]] = DataConfig
     default_source: ClassVar[str]
@@ -124,25 +145,54 @@ class Task(ABC):
 
     # -- serving ------------------------------------------------------------
     @abstractmethod
-    def request_examples(self, data: Any, n: int) -> list[Any]:
-        """``n`` test-split samples in the form a request carries (e.g. PIL images)."""
+    def request_examples(self, data: Any, n: int) -> list[Request]:
+        """``n`` test-split samples as the HTTP requests that carry them (e.g. ``{"image": png_bytes}``)."""
+
+    def bad_requests(self) -> list[tuple[Request, int, str]]:
+        """Requests this task must refuse: (request, HTTP status, text the error message contains)."""
+        return []
 
     @abstractmethod
-    def preprocess(self, loaded: LoadedModel, item: Any) -> np.ndarray:
-        """Turn one decoded request item into one model-ready array, or raise InvalidInput."""
+    def parse_request(self, loaded: LoadedModel, request: Request) -> list[Any]:
+        """Decode and check one request into model-ready items (usually one), or raise InvalidInput."""
 
     @abstractmethod
-    def forward(self, loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
-        """Run the model on a stacked batch of preprocessed arrays."""
+    def forward(self, loaded: LoadedModel, batch: Any) -> Any:
+        """Run the model on a batch: parsed items stacked on axis 0 if ``batchable``, else a list of them."""
 
     @abstractmethod
-    def postprocess(self, loaded: LoadedModel, output: np.ndarray) -> dict[str, Any]:
-        """Turn one row of ``forward``'s output into the JSON answer."""
+    def postprocess(self, loaded: LoadedModel, output: Any) -> dict[str, Any]:
+        """Turn one row of ``forward``'s output into the answer (JSON values; media as bytes under "media")."""
 
-    def predict(self, loaded: LoadedModel, items: list[Any]) -> list[dict[str, Any]]:
-        """preprocess -> forward -> postprocess for a list of request items."""
-        batch = np.stack([self.preprocess(loaded, item) for item in items])
-        return [self.postprocess(loaded, row) for row in self.forward(loaded, batch)]
+    def collate(self, items: list[Any]) -> Any:
+        """What ``forward`` receives for ``items``."""
+        return np.stack(items) if self.batchable else items
+
+    @staticmethod
+    def combine(request: Request, answers: list[dict[str, Any]]) -> dict[str, Any]:
+        """One request's answer: a list request (``texts``) gets all rows, any other its single row."""
+        return {"predictions": answers} if "texts" in request else answers[0]
+
+    def check_request(self, request: Request) -> None:
+        """Refuse requests that carry no field or fields this task does not take."""
+        given = {k for k, v in request.items() if v is not None}
+        extra = sorted(given - set(self.request_fields))
+        if not given or extra:
+            what = f"fields {extra} are not used" if extra else "the request is empty"
+            raise InvalidInput(
+                f"{what}: task '{self.name}' takes {', '.join(self.request_fields)}",
+                status=422,
+            )
+
+    def predict(self, loaded: LoadedModel, requests: list[Request]) -> list[dict[str, Any]]:
+        """check -> parse -> forward -> postprocess -> combine for each request, in process."""
+        answers = []
+        for request in requests:
+            self.check_request(request)
+            items = self.parse_request(loaded, request)
+            rows = [self.postprocess(loaded, out) for out in self.forward(loaded, self.collate(items))]
+            answers.append(self.combine(request, rows))
+        return answers
 
     # -- config -------------------------------------------------------------
     def configs(

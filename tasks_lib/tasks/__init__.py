@@ -1,3 +1,10 @@
-"""Task modules. Importing this package registers every built-in task."""
+"""Task modules. Importing this package imports (and so registers) every task in it.
 
-from tasks_lib.tasks import image_classification  # noqa: F401
+A task is one module or package here; nothing else needs to list it.
+"""
+
+import importlib
+import pkgutil
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")

@@ -14,6 +14,7 @@ from flows.validation import validate
 from tasks_lib.core.bundle import load_bundle, save_bundle
 from tasks_lib.core.data import read_info, read_manifest, write_prepared
 from tasks_lib.core.engine import seed_everything
+from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import get_task, task_names
 from tasks_lib.core.task import LoadedModel
 
@@ -56,7 +57,15 @@ def test_smoke_round_trip(task, tmp_path):
     for a, b in zip(model.state_dict().values(), reloaded.module.state_dict().values(), strict=True):
         assert torch.equal(a.cpu(), b)
 
-    items = task.request_examples(data, 3)
-    answers = task.predict(reloaded, items)
+    requests = task.request_examples(data, 3)
+    assert len(requests) == 3 and all(set(r) <= set(task.request_fields) for r in requests)
+    answers = task.predict(reloaded, requests)
     assert len(answers) == 3 and all(isinstance(a, dict) and a for a in answers)
-    assert answers == task.predict(loaded, items)  # the reloaded model answers the same
+    assert answers == task.predict(loaded, requests)  # the reloaded model answers the same
+    if task.output_media:
+        assert all(isinstance(a.get("media"), bytes) for a in answers)
+
+    for request, status, message in [({}, 422, "empty"), *task.bad_requests()]:
+        with pytest.raises(InvalidInput, match=message) as err:
+            task.predict(reloaded, [request])
+        assert err.value.status == status

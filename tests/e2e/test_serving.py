@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,15 +13,10 @@ import pytest
 from PIL import Image
 
 from flows import tracking
+from tests.e2e.bento_server import free_port, running
 
 TASK = "image_classification"
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,29 +30,9 @@ def champion(settings, prefect_api):
 
 @pytest.fixture(scope="module")
 def server(champion):
-    port = _free_port()
-    mlzoo = Path(sys.executable).with_name("mlzoo")
-    proc = subprocess.Popen(
-        [str(mlzoo), "serve", TASK, "--port", str(port)],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail("bentoml serve did not become ready")
-        time.sleep(0.5)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    port = free_port()
+    with running([str(Path(sys.executable).with_name("mlzoo")), "serve", TASK, "--port", str(port)], port) as url:
+        yield url
 
 
 def _png(arr: np.ndarray, fmt: str = "PNG", mode: str | None = None) -> bytes:
@@ -82,7 +52,7 @@ def test_png_prediction_matches_the_champion_in_process(server, settings, champi
     data_dir = settings.workspace / "data" / TASK
     images = np.load(data_dir / "test_x.npy")[:8, :, :, 0]
     loaded = load_bundle(tracking.download_bundle(settings, TASK, str(champion.version), tmp_path))
-    expected = loaded.task.predict(loaded, [Image.fromarray(i) for i in images])
+    expected = loaded.task.predict(loaded, [{"image": _png(i)} for i in images])
     for img, want in zip(images, expected, strict=True):
         resp = _post_image(server, _png(img))
         assert resp.status_code == 200, resp.text

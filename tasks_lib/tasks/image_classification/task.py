@@ -12,18 +12,16 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, stratified_split
-from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
-from tasks_lib.core.images import to_model_array
+from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
 from tasks_lib.tasks.image_classification.model import ResidualCNN
 from tasks_lib.tasks.image_classification.readers import (
     CIFAR_DIR,
@@ -69,7 +67,7 @@ class ImageClassification(Task):
     seed_sections = (1, 28)
     metric = "accuracy"
     greater_is_better = True
-    modality = "image"
+    request_fields = ("image", "array")
     config_cls = ImageClassificationConfig
     data_config_cls = ImageClassificationData
     default_source = "digits"
@@ -316,14 +314,19 @@ class ImageClassification(Task):
         }
 
     # -- serving ----------------------------------------------------------------
-    def request_examples(self, data: ImageData, n: int) -> list[Image.Image]:
-        return [Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img) for img in data.x["test"][:n].numpy()]
+    def request_examples(self, data: ImageData, n: int) -> list[Request]:
+        return [{"image": png_bytes(img)} for img in data.x["test"][:n].numpy()]
 
-    def preprocess(self, loaded: LoadedModel, item: Image.Image) -> np.ndarray:
-        if not isinstance(item, Image.Image):
-            raise InvalidInput("expected an image")
+    def bad_requests(self) -> list[tuple[Request, int, str]]:
+        return [
+            ({"image": b"just some text"}, 415, "not an image"),
+            ({"array": [[0, 999]] * 4}, 422, "0-255"),
+            ({"text": "a cat"}, 422, "not used"),
+        ]
+
+    def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
         h, w, c = loaded.info["image_shape"]
-        return to_model_array(item, (h, w), c)
+        return [to_model_array(image_from_request(request), (h, w), c)]
 
     def forward(self, loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(batch))
