@@ -5,9 +5,14 @@ UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup run test bench ui stop clean
+.PHONY: setup system run test bench ui stop clean
 
-setup: $(VENV)/.installed  ## install uv if missing, then the locked environment
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+setup: $(VENV)/.installed system  ## install uv if missing, then the locked environment
+
+system:  ## system packages the audio tasks need (Debian): espeak-ng
+	@command -v espeak-ng >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng >/dev/null; }
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -33,4 +38,4 @@ stop:
 	-$(VENV)/bin/mlzoo server stop
 
 clean:
-	rm -rf .mlzoo data/image_classification data/restored
+	rm -rf .mlzoo data/restored $(filter-out data/restored,$(wildcard data/*))
