@@ -11,7 +11,8 @@ from typing import Any
 from flows.settings import PROJECT_ROOT
 
 SERVICE = "serving.service:MLZooService"
-MODEL_FILE = "serving/model.json"  # written into the Bento: which model it serves
+MODEL_FILE = "serving/model.json"
+ORCHESTRATION_ONLY = ("prefect", "mlflow", "dvc", "great-expectations")  # written into the Bento: which model it serves
 
 
 def import_model(task: str, mlflow_version: str, bundle_dir: Path, metadata: dict[str, Any]):
@@ -44,13 +45,18 @@ def build_bento(task: str, model_tag, labels: dict[str, str]) -> str:
             description=f"mlzoo: champion of task '{task}'",
             include=["serving/*", "tasks_lib/**/*.py"],
             models=[str(model_tag)],
-            python={
-                "packages": ["torch", "torchvision", "safetensors", "numpy", "pillow", "fastapi"],
-                "lock_packages": False,
-            },
+            python={"packages": serving_requirements(), "lock_packages": False},
             build_ctx=ctx,
         )
     return str(bento.tag)
+
+
+def serving_requirements() -> list[str]:
+    """The project's dependencies minus the orchestration-only ones a server never imports."""
+    import tomllib
+
+    deps = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return [d for d in deps if not d.startswith(ORCHESTRATION_ONLY)]
 
 
 def find_bento(task: str, mlflow_version: str | None = None) -> str | None:

@@ -100,7 +100,7 @@ def test_bad_input_gets_a_4xx_naming_the_problem_and_server_keeps_serving(server
 def test_bad_json_arrays_are_rejected(server):
     for body, message in (
         ({"array": [[0, 999]] * 4}, "0-255"),
-        ({}, "exactly one"),
+        ({}, "empty"),
         ({"array": [[1, 2], [3]]}, "rectangular"),
     ):
         resp = httpx.post(f"{server}/predict", json=body, timeout=30)
