@@ -76,8 +76,8 @@ def texture_bank() -> tuple[np.ndarray, ...]:
 @lru_cache(maxsize=1)
 def _sources() -> tuple[np.ndarray, np.ndarray]:
     """Digit images (1797x8x8 in [0, 1]) and face crops (100x25x25 in [0, 1])."""
-    from sklearn.datasets import load_digits
     from skimage.data import lfw_subset
+    from sklearn.datasets import load_digits
 
     digits = load_digits().images.astype(np.float32) / 16
     faces = lfw_subset()[:100].astype(np.float32)  # the first 100 are faces, the rest non-faces
@@ -159,9 +159,7 @@ def render_scene(
     for _ in range(int(rng.integers(spec.min_objects, spec.max_objects + 1))):
         kind = spec.kinds[int(rng.integers(len(spec.kinds)))]
         k = int(rng.integers(spec.min_object, min(spec.max_object, s) + 1))
-        obj, pattern = _object_mask(
-            rng, kind, k, digits[rng.choice(digit_pool)], faces[rng.choice(face_pool)]
-        )
+        obj, pattern = _object_mask(rng, kind, k, digits[rng.choice(digit_pool)], faces[rng.choice(face_pool)])
         for _try in range(10):  # keep most of each earlier object visible
             y, x = int(rng.integers(0, s - k + 1)), int(rng.integers(0, s - k + 1))
             if (mask[y : y + k, x : x + k][obj] > 0).mean() < 0.15:

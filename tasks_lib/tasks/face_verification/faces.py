@@ -17,7 +17,9 @@ import numpy as np
 from tasks_lib.core.scenes import texture_crop
 
 SKIN = np.array([[0.96, 0.80, 0.69], [0.87, 0.67, 0.53], [0.76, 0.57, 0.42], [0.55, 0.38, 0.26], [0.36, 0.24, 0.16]])
-HAIR = np.array([[0.1, 0.08, 0.06], [0.35, 0.22, 0.1], [0.65, 0.5, 0.25], [0.9, 0.8, 0.5], [0.6, 0.6, 0.6], [0.5, 0.15, 0.05]])
+HAIR = np.array(
+    [[0.1, 0.08, 0.06], [0.35, 0.22, 0.1], [0.65, 0.5, 0.25], [0.9, 0.8, 0.5], [0.6, 0.6, 0.6], [0.5, 0.15, 0.05]]
+)
 IRIS = np.array([[0.3, 0.2, 0.1], [0.2, 0.4, 0.7], [0.3, 0.5, 0.3], [0.15, 0.1, 0.05]])
 
 
@@ -83,7 +85,9 @@ def render_face(rng: np.random.Generator, ident: dict, size: int = 32, noise: fl
         paint(back, ident["hair"])
     paint(head, ident["skin"])
     if ident["beard"]:
-        paint(head & (v > ident["mouth_y"] - 0.12) & ((u / fw) ** 2 + ((v - 0.1) / fh) ** 2 > 0.25), ident["hair"] * 0.8)
+        paint(
+            head & (v > ident["mouth_y"] - 0.12) & ((u / fw) ** 2 + ((v - 0.1) / fh) ** 2 > 0.25), ident["hair"] * 0.8
+        )
     cap = ((u / (fw + 0.06)) ** 2 + ((v + 0.04) / (fh + 0.08)) ** 2 <= 1) & (v < ident["hairline"] + 0.08 * u**2 / fw)
     if ident["fringe"]:
         cap |= head & (v < ident["hairline"] + 0.25) & (np.abs(u + 0.3 * fw) < 0.4 * fw)
@@ -103,8 +107,10 @@ def render_face(rng: np.random.Generator, ident: dict, size: int = 32, noise: fl
             paint((r > er * 1.45) & (r < er * 1.75), np.array([0.08, 0.08, 0.1]))
     if ident["glasses"]:
         paint((np.abs(v - ident["eye_y"]) < 0.025) & (np.abs(ux) < ident["eye_dx"] - ident["eye_r"] * 1.5), np.zeros(3))
-    nose = (np.abs(ux) < ident["nose_w"] * (v - ident["eye_y"]) / ident["nose_len"]) & (v > ident["eye_y"]) & (
-        v < ident["eye_y"] + ident["nose_len"]
+    nose = (
+        (np.abs(ux) < ident["nose_w"] * (v - ident["eye_y"]) / ident["nose_len"])
+        & (v > ident["eye_y"])
+        & (v < ident["eye_y"] + ident["nose_len"])
     )
     paint(nose, ident["skin"] * 0.78)
     mx, my, mw = 0, ident["mouth_y"], ident["mouth_w"]

@@ -39,8 +39,10 @@ def find_lfw_root(path: Path) -> Path:
     """``path`` itself, or its ``lfw``/``lfw_funneled`` child, whichever holds person folders and pairs.txt."""
     path = Path(path)
     for cand in (path, path / "lfw", path / "lfw_funneled", path / "lfw-deepfunneled"):
-        if cand.is_dir() and any(p.is_dir() for p in cand.iterdir()) and (
-            (cand / "pairs.txt").exists() or (cand.parent / "pairs.txt").exists()
+        if (
+            cand.is_dir()
+            and any(p.is_dir() for p in cand.iterdir())
+            and ((cand / "pairs.txt").exists() or (cand.parent / "pairs.txt").exists())
         ):
             return cand
     raise FileNotFoundError(f"no LFW layout (person_name/person_name_0001.jpg and pairs.txt) under {path}")

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tasks_lib.core import engine
@@ -102,8 +101,14 @@ class FaceVerification(Task):
     default_source = "rendered"
     profiles = {
         "smoke": {
-            "data": {"n_train_ids": 20, "n_val_ids": 6, "n_test_ids": 6, "per_id": 4, "n_val_pairs": 40,
-                     "n_test_pairs": 40},
+            "data": {
+                "n_train_ids": 20,
+                "n_val_ids": 6,
+                "n_test_ids": 6,
+                "per_id": 4,
+                "n_val_pairs": 40,
+                "n_test_pairs": 40,
+            },
             "train": {"epochs": 2, "width": 8, "dim": 32, "batch_size": 32},
         },  # fmt: skip
         "quick": {"train": {"epochs": 20}},
@@ -196,10 +201,12 @@ class FaceVerification(Task):
                     }
                 )
             )
-            exists = lambda i: (i >= 0) & (i < len(x))  # noqa: E731
-            valid_a, valid_b = exists(pairs[:, 0]), exists(pairs[:, 1])
-            id_a = np.where(valid_a, ids[np.clip(pairs[:, 0], 0, max(len(x) - 1, 0))] if len(x) else -1, -1)
-            id_b = np.where(valid_b, ids[np.clip(pairs[:, 1], 0, max(len(x) - 1, 0))] if len(x) else -1, -1)
+            # a pair index outside this split's images is a file that does not exist (-1 from pairs.txt)
+            valid_a = (pairs[:, 0] >= 0) & (pairs[:, 0] < len(x))
+            valid_b = (pairs[:, 1] >= 0) & (pairs[:, 1] < len(x))
+            padded = np.r_[ids, -1]  # index -1 and invalid indices map to identity -1
+            id_a = padded[np.where(valid_a, pairs[:, 0], -1)]
+            id_b = padded[np.where(valid_b, pairs[:, 1], -1)]
             pair_rows.append(
                 pd.DataFrame(
                     {
@@ -422,7 +429,9 @@ class FaceVerification(Task):
         out: list[Request] = []
         for k in range(n):
             a, b, _ = pairs[k % len(pairs)]
-            out.append({"image": png_bytes(x[a])} if k == n - 1 else {"image": png_bytes(x[a]), "image2": png_bytes(x[b])})
+            out.append(
+                {"image": png_bytes(x[a])} if k == n - 1 else {"image": png_bytes(x[a]), "image2": png_bytes(x[b])}
+            )
         return out
 
     def bad_requests(self) -> list[tuple[Request, int, str]]:

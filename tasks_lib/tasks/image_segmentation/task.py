@@ -8,7 +8,6 @@ serving of masks); ``ImageSegmentation`` is the binary (foreground) task and
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -34,8 +34,9 @@ class SemanticSegmentation(SceneSegmentation):
 
     def _baseline_masks(self, data: SceneArrays, split: str) -> np.ndarray:
         """Each pixel gets the class whose mean training colour (RGB) is nearest: a per-class colour rule."""
-        return colour_rule_masks(data.x["train"].numpy(), data.y["train"].numpy(), data.x[split].numpy(),
-                                 len(data.info["classes"]))
+        return colour_rule_masks(
+            data.x["train"].numpy(), data.y["train"].numpy(), data.x[split].numpy(), len(data.info["classes"])
+        )
 
 
 def colour_rule_masks(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, n_classes: int) -> np.ndarray:
