@@ -111,7 +111,7 @@ class FaceVerification(Task):
             },
             "train": {"epochs": 2, "width": 8, "dim": 32, "batch_size": 32},
         },  # fmt: skip
-        "quick": {"train": {"epochs": 20}},
+        "quick": {"train": {"epochs": 12}},
         "full": {
             "data": {"n_train_ids": 3000, "n_val_ids": 200, "n_test_ids": 500, "per_id": 10, "n_test_pairs": 6000},
             "train": {"epochs": 40, "width": 48, "dim": 256},
