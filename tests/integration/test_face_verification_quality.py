@@ -6,8 +6,8 @@ from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.registry import get_task
 
 TASK = "face_verification"
-DATA = {"n_train_ids": 60, "n_val_ids": 10, "n_test_ids": 20, "per_id": 5, "n_val_pairs": 200, "n_test_pairs": 400}
-TRAIN = {"epochs": 8, "width": 8, "dim": 32, "batch_size": 32}
+DATA = {"n_train_ids": 100, "n_val_ids": 10, "n_test_ids": 20, "per_id": 5, "n_val_pairs": 200, "n_test_pairs": 400}
+TRAIN = {"epochs": 12, "width": 16, "dim": 64, "batch_size": 32}
 
 
 def test_arcface_embedding_beats_raw_pixels_on_unseen_identities(tmp_path):
@@ -20,7 +20,7 @@ def test_arcface_embedding_beats_raw_pixels_on_unseen_identities(tmp_path):
     task.fit(model, data, cfg, lambda m, s: None)
     m, base = task.evaluate(model, data), task.baseline(data)
     assert m["roc_auc"] > 0.8, m
-    assert m["roc_auc"] > base["roc_auc"] + 0.1, (m, base)
+    assert m["roc_auc"] > base["roc_auc"] + 0.1, (m, base)  # pixels: about 0.6
     assert 0 < float(model.threshold) < 1  # chosen on validation pairs and saved with the weights
 
 
