@@ -332,3 +332,109 @@ def pose_sample(
     img = render_figure(bg, j, height, figure_colours(rng))
     box = np.concatenate([lo + shift, hi + shift])
     return img, joints_array(j), box
+
+
+# -- animated figures (actions) -----------------------------------------------------------
+
+ACTIONS = ("wave", "clap", "jump", "squat", "walk", "jumping_jack", "raise_arms", "lower_arms")
+
+
+def action_poses(action: str, rng: np.random.Generator, n_frames: int) -> list[tuple[dict[str, float], float, float]]:
+    """Per-frame (pose, dx, dy): joint angles and a body offset in figure heights (y down).
+
+    Periodic actions start at a random phase and run 1-1.5 cycles per clip; raise_arms and
+    lower_arms (one monotonic sweep) are each other's time reversal, squat is down and up.
+    """
+    deg = np.radians
+    base = {k: float(rng.normal(0, deg(4))) for k in POSE_KEYS}
+    base["r_arm"] += deg(10)
+    base["l_arm"] += deg(10)
+    base["r_leg"] += deg(6)
+    base["l_leg"] += deg(6)
+    t = np.arange(n_frames) / max(n_frames - 1, 1)  # 0..1 over the clip
+    phase = rng.uniform(0, 2 * np.pi) + 2 * np.pi * rng.uniform(1.0, 1.5) * t
+    osc = np.sin(phase)
+    out = []
+    direction = rng.choice([-1.0, 1.0])
+    for i in range(n_frames):
+        p, dx, dy = dict(base), 0.0, 0.0
+        if action == "wave":
+            p["r_arm"] = deg(140) + base["r_arm"]
+            p["r_elbow"] = deg(25) + deg(40) * osc[i]
+        elif action == "clap":
+            s = 0.5 + 0.5 * osc[i]  # 1 = hands together
+            for side in ("r", "l"):
+                p[f"{side}_arm"] = deg(70) - deg(35) * s + base[f"{side}_arm"]
+                p[f"{side}_elbow"] = -deg(40) - deg(80) * s
+        elif action == "jump":
+            s = abs(osc[i])  # height of the hop
+            dy = -0.22 * s
+            for side in ("r", "l"):
+                p[f"{side}_knee"] = deg(70) * (1 - s) + base[f"{side}_knee"]
+                p[f"{side}_leg"] = deg(15) * (1 - s) + base[f"{side}_leg"]
+                p[f"{side}_arm"] = deg(30) + deg(100) * s
+        elif action == "squat":
+            s = math.sin(math.pi * t[i]) ** 2 * rng.uniform(0.95, 1.0)  # 0 -> 1 -> 0
+            for side in ("r", "l"):
+                p[f"{side}_leg"] = deg(50) * s + base[f"{side}_leg"]
+                p[f"{side}_knee"] = deg(110) * s
+                p[f"{side}_arm"] = deg(80) * s + base[f"{side}_arm"]
+        elif action == "walk":
+            dx = direction * 0.05 * i
+            p["r_leg"] = deg(20) * osc[i] + deg(8)
+            p["l_leg"] = -deg(20) * osc[i] + deg(8)
+            p["r_knee"] = deg(35) * max(osc[i], 0)
+            p["l_knee"] = deg(35) * max(-osc[i], 0)
+            p["r_arm"] = deg(12) - deg(15) * osc[i]
+            p["l_arm"] = deg(12) + deg(15) * osc[i]
+        elif action == "jumping_jack":
+            s = 0.5 + 0.5 * osc[i]
+            dy = -0.06 * abs(math.cos(phase[i]))
+            for side in ("r", "l"):
+                p[f"{side}_arm"] = deg(15) + deg(150) * s
+                p[f"{side}_leg"] = deg(3) + deg(28) * s
+        elif action in ("raise_arms", "lower_arms"):
+            s = t[i] if action == "raise_arms" else 1 - t[i]
+            for side in ("r", "l"):
+                p[f"{side}_arm"] = deg(10) + deg(160) * s + base[f"{side}_arm"]
+        else:
+            raise ValueError(f"unknown action {action}")
+        out.append((p, dx, dy))
+    return out
+
+
+def action_clip(
+    action: str, rng: np.random.Generator, n_frames: int = 8, size: int = 32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A figure doing ``action`` on a real texture: (T x S x S x 3 uint8, (T, K, 2) joints, figure box area per frame).
+
+    The feet stand on one ground line (a jump lifts them); the whole animation fits in the frame.
+    """
+    frames_pose = action_poses(action, rng, n_frames)
+    height = rng.uniform(0.6, 0.85) * size
+    joints = []
+    for p, dx, dy in frames_pose:
+        j = figure_joints(p)
+        ground = max(j["r_ankle"][1], j["l_ankle"][1])
+        joints.append({k: (v + np.array([dx, dy - ground])) * height for k, v in j.items()})
+    head_r = _LEN["head_r"] * height
+    ext = [figure_extent(j, head_r) for j in joints]
+    lo = np.min([e[0] for e in ext], axis=0)
+    hi = np.max([e[1] for e in ext], axis=0)
+    span = hi - lo
+    if (span > size - 2).any():
+        f = (size - 2) / span.max()
+        height, head_r = height * f, head_r * f
+        joints = [{k: v * f for k, v in j.items()} for j in joints]
+        ext = [(a * f, b * f) for a, b in ext]
+        lo, hi = lo * f, hi * f
+    shift = np.array([rng.uniform(1 - lo[0], size - 1 - hi[0]), rng.uniform(1 - lo[1], size - 1 - hi[1])])
+    bg = 0.15 + 0.7 * texture_crop(rng, size)
+    colours = figure_colours(rng)
+    frames, kps, areas = [], [], []
+    for j, (a, b) in zip(joints, ext, strict=True):
+        j = {k: v + shift for k, v in j.items()}
+        frames.append(render_figure(bg, j, height, colours))
+        kps.append(joints_array(j))
+        areas.append(float(np.prod(b - a)))
+    return np.stack(frames), np.stack(kps), np.asarray(areas)

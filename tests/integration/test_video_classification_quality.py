@@ -9,7 +9,7 @@ def test_motion_is_learnt_and_one_frame_is_not_enough(tmp_path):
     task = get_task("video_classification")
     dcfg, cfg = task.configs(
         "smoke",
-        data_overrides={"n_per_class": 50, "motions": "right,left,grow,shrink"},
+        data_overrides={"n_per_class": 50, "classes": "right,left,grow,shrink"},
         train_overrides={"epochs": 8, "width": 8, "batch_size": 16},
     )
     write_prepared(tmp_path, task.prepare(dcfg, tmp_path))

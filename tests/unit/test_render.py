@@ -52,3 +52,17 @@ def test_pose_samples_keep_every_joint_inside_the_image():
         assert (xy >= 0).all() and (xy <= 48).all()
         assert (box[2:] > box[:2]).all()
         assert (xy >= box[:2] - 1e-6).all() and (xy <= box[2:] + 1e-6).all()
+
+
+def test_action_clips_keep_the_figure_inside_and_raise_is_lower_reversed():
+    from tasks_lib.core.render import ACTIONS, action_clip, action_poses
+
+    rng = np.random.default_rng(0)
+    for action in ACTIONS:
+        clip, joints, area = action_clip(action, rng, 8, 32)
+        assert clip.shape == (8, 32, 32, 3) and joints.shape == (8, 14, 2)
+        assert (joints >= 0).all() and (joints <= 32).all() and (area > 0).all()
+        assert np.abs(np.diff(clip.astype(int), axis=0)).mean() > 0.05, action  # something moves
+    up = [p["r_arm"] for p, _, _ in action_poses("raise_arms", np.random.default_rng(1), 8)]
+    down = [p["r_arm"] for p, _, _ in action_poses("lower_arms", np.random.default_rng(1), 8)]
+    assert (np.diff(up) > 0).all() and np.allclose(up, down[::-1])

@@ -41,7 +41,7 @@ class VideoData(DataConfig):
     frame_size: int = 32  # square side of every frame
     fps: float = 10.0  # generated: nominal frame rate recorded in the manifest
     render_seed: int = 0  # generated: seed of every pixel
-    motions: str = ""  # generated: comma-separated subset of the motion classes (empty = all 8)
+    classes: str = ""  # generated: comma-separated subset of the classes (empty = all)
 
 
 @dataclass(frozen=True)
@@ -272,24 +272,28 @@ class VideoClassification(Task):
         }
 
     # -- data -------------------------------------------------------------------
+    def generate(self, dcfg: VideoData) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]:
+        """The generated source: (clips, labels, class names, extra manifest columns)."""
+        classes = [m.strip() for m in dcfg.classes.split(",") if m.strip()] or list(MOTIONS)
+        unknown = sorted(set(classes) - set(MOTIONS))
+        if unknown:
+            raise ValueError(f"unknown motions {unknown}; choose from {list(MOTIONS)}")
+        rng = np.random.default_rng(dcfg.render_seed)
+        clips, labels, areas = [], [], []
+        for _ in range(dcfg.n_per_class):
+            for label, motion in enumerate(classes):
+                clip, area = motion_clip(motion, rng, dcfg.n_frames, dcfg.frame_size)
+                clips.append(clip)
+                labels.append(label)
+                areas.append(area.min())
+        extra = {"fps": dcfg.fps, "source_frames": dcfg.n_frames, "object_area_min": np.round(areas, 2)}
+        return np.stack(clips), np.asarray(labels, dtype=np.int64), classes, extra
+
     def prepare(self, dcfg: VideoData, out: Path) -> Prepared:
         extra: dict[str, Any] = {}
         if dcfg.source == "generated":
-            classes = [m.strip() for m in dcfg.motions.split(",") if m.strip()] or list(MOTIONS)
-            unknown = sorted(set(classes) - set(MOTIONS))
-            if unknown:
-                raise ValueError(f"unknown motions {unknown}; choose from {list(MOTIONS)}")
-            rng = np.random.default_rng(dcfg.render_seed)
-            clips, labels, areas = [], [], []
-            for _ in range(dcfg.n_per_class):
-                for label, motion in enumerate(classes):
-                    clip, area = motion_clip(motion, rng, dcfg.n_frames, dcfg.frame_size)
-                    clips.append(clip)
-                    labels.append(label)
-                    areas.append(area.min())
-            clips, labels = np.stack(clips), np.asarray(labels, dtype=np.int64)
+            clips, labels, classes, extra = self.generate(dcfg)
             split = stratified_split(labels, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
-            extra = {"fps": dcfg.fps, "source_frames": dcfg.n_frames, "object_area_min": np.round(areas, 2)}
             unreadable: list[str] = []
         elif dcfg.source == "folder":
             if not dcfg.path:
