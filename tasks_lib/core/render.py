@@ -307,6 +307,12 @@ def render_figure(
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _fit_shift(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, size: int) -> np.ndarray:
+    """A random offset putting the extent [lo, hi] inside [1, size - 1] (centred when it only just fits)."""
+    a, b = 1 - lo, size - 1 - hi
+    return np.where(b > a, a + rng.random(2) * np.maximum(b - a, 0), (a + b) / 2)
+
+
 def pose_sample(
     rng: np.random.Generator, size: int = 64, pose: dict[str, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -326,7 +332,7 @@ def pose_sample(
         height *= f
         j = {k: v * f for k, v in j.items()}
         lo, hi, span = lo * f, hi * f, span * f
-    shift = np.array([rng.uniform(1 - lo[0], size - 1 - hi[0]), rng.uniform(1 - lo[1], size - 1 - hi[1])])
+    shift = _fit_shift(rng, lo, hi, size)
     j = {k: v + shift for k, v in j.items()}
     bg = 0.15 + 0.7 * texture_crop(rng, size)
     img = render_figure(bg, j, height, figure_colours(rng))
@@ -428,7 +434,7 @@ def action_clip(
         joints = [{k: v * f for k, v in j.items()} for j in joints]
         ext = [(a * f, b * f) for a, b in ext]
         lo, hi = lo * f, hi * f
-    shift = np.array([rng.uniform(1 - lo[0], size - 1 - hi[0]), rng.uniform(1 - lo[1], size - 1 - hi[1])])
+    shift = _fit_shift(rng, lo, hi, size)
     bg = 0.15 + 0.7 * texture_crop(rng, size)
     colours = figure_colours(rng)
     frames, kps, areas = [], [], []

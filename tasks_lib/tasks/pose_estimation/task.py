@@ -36,7 +36,7 @@ SKELETON += [[JOINTS.index("neck"), JOINTS.index(h)] for h in ("r_hip", "l_hip")
 
 @dataclass(frozen=True)
 class PoseData(DataConfig):
-    n_images: int = 4000  # generated: number of figures
+    n_images: int = 2000  # generated: number of figures
     image_size: int = 64  # square input side
     render_seed: int = 0
     annotations: str = ""  # coco: the person_keypoints_*.json (default: --path/annotations/*.json)
@@ -44,11 +44,11 @@ class PoseData(DataConfig):
 
 @dataclass(frozen=True)
 class PoseConfig(TaskConfig):
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    width: int = 24
+    width: int = 16
     sigma: float = 1.0  # target Gaussian's std in heatmap cells
 
 
@@ -147,7 +147,7 @@ class PoseEstimation(Task):
     default_source = "generated"
     profiles = {
         "smoke": {"data": {"n_images": 80}, "train": {"epochs": 2, "width": 8, "batch_size": 16}},
-        "quick": {"data": {"n_images": 4000}, "train": {"epochs": 12}},
+        "quick": {"data": {"n_images": 2000}, "train": {"epochs": 8}},
         "full": {"data": {"n_images": 40000, "image_size": 128}, "train": {"epochs": 60, "width": 48}},
     }
 
