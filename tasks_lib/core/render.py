@@ -281,8 +281,9 @@ def render_figure(
         y1 = int(min(np.ceil(hi[1] * k) + 1, h * k))
         if x1 <= x0 or y1 <= y0:
             return
-        py, px = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        big[y0:y1, x0:x1][inside((px + 0.5) / k, (py + 0.5) / k)] = colour
+        px = ((np.arange(x0, x1, dtype=np.float32) + 0.5) / k)[None, :]  # broadcast, no full grids
+        py = ((np.arange(y0, y1, dtype=np.float32) + 0.5) / k)[:, None]
+        big[y0:y1, x0:x1][np.broadcast_to(inside(px, py), (y1 - y0, x1 - x0))] = colour
 
     limb_r = max(0.7, 0.028 * height_px)
     for a, b in BONES:
