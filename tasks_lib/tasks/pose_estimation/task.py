@@ -4,7 +4,7 @@ Default data: rendered stick figures (``core.render.pose_sample``: 14 joints, he
 ankles, left side reddish and right side bluish so the sides can be told apart) in varied
 poses, scales, tilts and places on real scikit-image textures, 64 x 64. Other source:
 COCO keypoints JSON (person crops). Model: a U-Net-ish heatmap network (SimpleBaseline
-style). Metric: PCK@0.1 of the figure box's longer side. Baseline: the mean pose placed at the box.
+style). Metric: PCK@0.1 (metric "pck_0.1") of the figure box's longer side. Baseline: the mean pose placed at the box.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class PoseEstimation(Task):
 
     name = "pose_estimation"
     seed_sections = (21,)
-    metric = "pck@0.1"
+    metric = "pck_0.1"
     greater_is_better = True
     request_fields = ("image",)
     config_cls = PoseConfig
@@ -310,14 +310,14 @@ class PoseEstimation(Task):
     def _scores(self, pred: np.ndarray, data: PoseSet, split: str) -> dict[str, float]:
         kp, ref = data.kp[split].numpy(), box_size(data.box[split])
         out = {
-            "pck@0.1": pck(pred, kp[..., :2], kp[..., 2], ref, 0.1),
-            "pck@0.2": pck(pred, kp[..., :2], kp[..., 2], ref, 0.2),
-            "pck@0.05": pck(pred, kp[..., :2], kp[..., 2], ref, 0.05),
+            "pck_0.1": pck(pred, kp[..., :2], kp[..., 2], ref, 0.1),
+            "pck_0.2": pck(pred, kp[..., :2], kp[..., 2], ref, 0.2),
+            "pck_0.05": pck(pred, kp[..., :2], kp[..., 2], ref, 0.05),
         }
         dist = np.linalg.norm(pred - kp[..., :2], axis=-1)
         out["mean_error_px"] = float((dist * kp[..., 2]).sum() / max(kp[..., 2].sum(), 1))
         for j, name in enumerate(data.info["joints"]):
-            out[f"pck@0.1_{name}"] = pck(pred[:, j : j + 1], kp[:, j : j + 1, :2], kp[:, j : j + 1, 2], ref, 0.1)
+            out[f"pck_0.1_{name}"] = pck(pred[:, j : j + 1], kp[:, j : j + 1, :2], kp[:, j : j + 1, 2], ref, 0.1)
         return out
 
     def evaluate(self, model: nn.Module, data: PoseSet, split: str = "test") -> dict[str, float]:
@@ -350,7 +350,7 @@ class PoseEstimation(Task):
         fig = skeleton_figure(
             x.numpy(), pred, kp, data.info["skeleton"], titles, "predicted (yellow) vs true (white), test"
         )
-        rows = [f"| {n} | {v:.3f} |" for n, v in self.evaluate(model, data, "test").items() if n.startswith("pck@0.1_")]
+        rows = [f"| {n} | {v:.3f} |" for n, v in self.evaluate(model, data, "test").items() if n.startswith("pck_0.1_")]
         return {"skeletons.png": fig, "per_joint_pck.md": "| joint | PCK@0.1 |\n|---|---|\n" + "\n".join(rows) + "\n"}
 
     # -- serving ----------------------------------------------------------------
