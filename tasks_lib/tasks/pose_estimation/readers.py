@@ -1,0 +1,68 @@
+"""Reader of COCO keypoint annotations (``person_keypoints_*.json`` + the image folder).
+
+Each annotated person becomes one sample: its box widened by 25 % to a square, cropped
+(padded with the border colour where it leaves the image), resized to ``size``; the
+keypoints follow the same transform. Visibility 0 (not labelled) joints are kept with v=0.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def crop_person(img: Image.Image, box: list[float], size: int, pad: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+    """Square crop around ``box`` (x, y, w, h) resized to ``size``; returns (uint8 array, [x0, y0, scale])."""
+    x, y, w, h = box
+    side = max(w, h, 1.0) * pad
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = cx - side / 2, cy - side / 2
+    scale = size / side
+    out = img.convert("RGB").transform(
+        (size, size), Image.Transform.AFFINE, (1 / scale, 0, x0, 0, 1 / scale, y0), resample=Image.Resampling.BILINEAR
+    )
+    return np.asarray(out, dtype=np.uint8), np.array([x0, y0, scale])
+
+
+def read_coco_keypoints(annotation_file: Path, image_dir: Path, size: int) -> dict:
+    """All non-crowd person annotations with at least one labelled keypoint, as fixed-size crops."""
+    doc = json.loads(Path(annotation_file).read_text())
+    cats = [c for c in doc["categories"] if c.get("keypoints")]
+    if not cats:
+        raise ValueError(f"{annotation_file}: no category with 'keypoints' names (not a COCO keypoints file?)")
+    names = list(cats[0]["keypoints"])
+    images = {im["id"]: im for im in doc["images"]}
+    crops, kps, boxes, ids = [], [], [], []
+    opened: dict[int, Image.Image] = {}
+    for ann in doc["annotations"]:
+        if ann.get("iscrowd", 0) or ann.get("num_keypoints", 1) == 0 or ann["category_id"] != cats[0]["id"]:
+            continue
+        im = images[ann["image_id"]]
+        if im["id"] not in opened:
+            opened[im["id"]] = Image.open(Path(image_dir) / im["file_name"]).convert("RGB")
+        crop, (x0, y0, scale) = crop_person(opened[im["id"]], ann["bbox"], size)
+        k = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
+        if len(k) != len(names):
+            raise ValueError(f"annotation {ann['id']}: {len(k)} keypoints, the category names {len(names)}")
+        vis = (k[:, 2] > 0).astype(np.float64)
+        # COCO keypoints are pixel indices; +0.5 gives the pixel centre in continuous coordinates
+        xy = np.stack([(k[:, 0] + 0.5 - x0) * scale, (k[:, 1] + 0.5 - y0) * scale], 1)
+        bx, by, bw, bh = ann["bbox"]
+        box = np.array([(bx - x0) * scale, (by - y0) * scale, (bx + bw - x0) * scale, (by + bh - y0) * scale])
+        crops.append(crop)
+        kps.append(np.concatenate([xy, vis[:, None]], 1))
+        boxes.append(box)
+        ids.append(int(ann["id"]))
+    if not crops:
+        raise ValueError(f"{annotation_file}: no usable person annotations")
+    return {
+        "images": np.stack(crops),
+        "keypoints": np.stack(kps),
+        "boxes": np.stack(boxes),
+        "joints": names,
+        "skeleton": [list(map(int, e)) for e in cats[0].get("skeleton", [])],
+        "ann_ids": ids,
+    }
