@@ -90,8 +90,11 @@ class VecEnv:
                 self.history[i] = env.reset()[0]  # the env's own RNG continues: deterministic from the seed
             else:
                 self.history[i] = np.concatenate([o[None], self.history[i, :-1]])
-        return self.obs(), rewards, terminated | np.array([i in truncated_obs for i in range(len(self.envs))]), (
-            truncated_obs
+        return (
+            self.obs(),
+            rewards,
+            terminated | np.array([i in truncated_obs for i in range(len(self.envs))]),
+            (truncated_obs),
         )
 
 

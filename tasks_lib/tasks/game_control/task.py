@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import dataclass
@@ -425,7 +424,9 @@ class GameControl(Task):
             ax.plot(hist[:, 3], hist[:, 1], "s-", label="validation episodes (greedy)")
         ax.axhline(info["reward_threshold"], color="gray", ls="--", label=f"target {info['reward_threshold']:g}")
         ax.axhline(rand_ret.mean(), color="red", ls=":", label=f"random policy {rand_ret.mean():.1f}")
-        ax.set(xlabel="environment steps", ylabel="mean episode return", title=f"{info['env_id']} ({info['observation']})")
+        ax.set(
+            xlabel="environment steps", ylabel="mean episode return", title=f"{info['env_id']} ({info['observation']})"
+        )
         ax.legend(fontsize=7)
         fig.tight_layout()
         files["return_curve.png"] = fig

@@ -399,9 +399,9 @@ class ImageGeneration(Task):
         gen = torch.Generator().manual_seed(0)
         labels = torch.arange(n_cls).repeat_interleave(8)
         fake = model.sample(len(labels), labels, gen)[..., 0].numpy()
-        real = np.stack(
-            [data.x["test"][data.y["test"] == c][:8, ..., 0].numpy() for c in range(n_cls)]
-        ).reshape(-1, 32, 32)
+        real = np.stack([data.x["test"][data.y["test"] == c][:8, ..., 0].numpy() for c in range(n_cls)]).reshape(
+            -1, 32, 32
+        )
         fig, axes = plt.subplots(1, 2, figsize=(9, 5))
         for ax, imgs, title in ((axes[0], real, "real (test split)"), (axes[1], fake, "generated (same classes)")):
             ax.imshow(grid(imgs, 8), cmap="gray", vmin=0, vmax=255)
