@@ -36,8 +36,8 @@ class ImageGenerationData(DataConfig):
 
 @dataclass(frozen=True)
 class ImageGenerationConfig(TaskConfig):
-    epochs: int = 60
-    batch_size: int = 64
+    epochs: int = 40
+    batch_size: int = 32
     lr: float = 2e-4
     grad_clip: float = 0.0
     z_dim: int = 64
@@ -79,7 +79,7 @@ class ImageGeneration(Task):
             "data": {"max_samples": 600},
             "train": {"epochs": 2, "g_width": 16, "d_width": 16, "judge_width": 16, "judge_fallback_steps": 60},
         },
-        "quick": {"train": {"epochs": 60, "judge": f"models:/{JUDGE_TASK}@champion"}},
+        "quick": {"train": {"epochs": 40, "judge": f"models:/{JUDGE_TASK}@champion"}},
         "full": {"train": {"epochs": 300, "g_width": 64, "d_width": 64, "judge": f"models:/{JUDGE_TASK}@champion"}},
     }
 
