@@ -1,0 +1,288 @@
+"""The transfer learning task: few labels in a shifted domain, a backbone from the platform's registry.
+
+Target: scikit-learn's digits with inverted ink (dark digits on a light background, as from a
+scanner that writes negatives), with only ``labels_per_class`` labelled training images per
+class. Why this target: it keeps the 8x8x1 input of image_classification's digits (so the
+backbone applies as is) while shifting the pixel statistics the backbone learnt, and it gives
+a split that the backbone never trained on: the split is drawn exactly as image_classification
+draws it (same dedupe, same stratified split and seed), so this task's val/test images are the
+upstream's val/test images (checked by an expectation on ``source_split``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from tasks_lib.core import engine, refs
+from tasks_lib.core.config import DataConfig, TaskConfig
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, stratified_split
+from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
+from tasks_lib.core.registry import register
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.tasks.image_classification.model import ResidualCNN
+from tasks_lib.tasks.image_classification.task import ImageClassification, ImageData
+
+UPSTREAM = "image_classification"
+MODES = ("finetune", "linear_probe", "scratch")
+
+
+@dataclass(frozen=True)
+class TransferData(DataConfig):
+    labels_per_class: int = 10  # labelled training images per class (the few-shot budget)
+    invert: bool = True  # the domain shift: 255 - pixel
+
+
+@dataclass(frozen=True)
+class TransferConfig(TaskConfig):
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    # the backbone: a models:/ reference (pinned by the flow, recorded as tag upstream.backbone)
+    # or a local bundle folder; "" = no pretrained weights (trains from scratch: the smoke fallback)
+    backbone: str = ""
+    mode: str = "finetune"  # finetune (all weights) | linear_probe (frozen backbone, new head) | scratch
+    # the backbone's architecture, fixed to image_classification's quick profile (checked in fit)
+    backbone_width: int = 32
+    backbone_blocks: int = 1
+    dropout: float = 0.1
+    label_smoothing: float = 0.1
+    augment: bool = True
+
+
+class TransferNet(ResidualCNN):
+    """ResidualCNN whose backbone stays in eval mode (frozen BN statistics) when linear probing."""
+
+    def __init__(self, *args: Any, frozen: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.frozen = frozen
+        if frozen:
+            self.features.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> TransferNet:
+        super().train(mode)
+        if self.frozen:
+            self.features.eval()
+        return self
+
+
+@register
+class TransferLearning(Task):
+    """Transfer learning: image_classification's backbone on inverted digits, 10 labels/class (seed example 6)."""
+
+    name = "transfer_learning"
+    seed_sections = (6,)
+    metric = "accuracy"
+    greater_is_better = True
+    request_fields = ("image", "array")
+    config_cls = TransferConfig
+    data_config_cls = TransferData
+    default_source = "digits_inverted"
+    profiles = {
+        "smoke": {"train": {"epochs": 4, "backbone_width": 16}},
+        "quick": {"train": {"epochs": 60, "backbone": f"models:/{UPSTREAM}@champion"}},
+        "full": {"train": {"epochs": 100, "backbone": f"models:/{UPSTREAM}@champion"}},
+    }
+    _ic = ImageClassification()
+
+    def sources(self) -> dict[str, DataSource]:
+        return {
+            "digits_inverted": DataSource(
+                "digits_inverted", "scikit-learn's digits, ink inverted, few labelled training images", "package"
+            )
+        }
+
+    # -- data -------------------------------------------------------------------
+    def prepare(self, dcfg: TransferData, out: Path) -> Prepared:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = np.clip(digits.images * 16, 0, 255).astype(np.uint8)[:, :, :, None]
+        y = digits.target.astype(np.int64)
+        # exactly image_classification's dedupe and split, so val/test were never the backbone's training data
+        hashes = np.array([sha1_bytes(img.tobytes()) for img in x])
+        _, first = np.unique(hashes, return_index=True)
+        keep = np.sort(first)
+        x, y, hashes = x[keep], y[keep], hashes[keep]
+        source_split = stratified_split(y, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+        split = source_split.copy()
+        rng = np.random.default_rng(dcfg.split_seed + 1)
+        for c in np.unique(y):  # the few labelled training images per class; the other train images are unused
+            idx = np.flatnonzero((source_split == "train") & (y == c))
+            rng.shuffle(idx)
+            split[idx[dcfg.labels_per_class :]] = "unused"
+        if dcfg.invert:
+            x = 255 - x
+        out.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for s in SPLITS:
+            idx = np.flatnonzero(split == s)
+            np.save(out / f"{s}_x.npy", x[idx])
+            np.save(out / f"{s}_y.npy", y[idx])
+            flat = x[idx].reshape(len(idx), -1)
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "sample_id": [f"{s}/{i}" for i in range(len(idx))],
+                        "split": s,
+                        "source_split": source_split[idx],
+                        "label": y[idx],
+                        "height": x.shape[1],
+                        "width": x.shape[2],
+                        "channels": x.shape[3],
+                        "dtype": str(x.dtype),
+                        "pixel_mean": flat.mean(axis=1).round(2),
+                        "sha1": hashes[idx],
+                    }
+                )
+            )
+        manifest = add_leak_column(pd.concat(rows, ignore_index=True))
+        train_x = torch.from_numpy(x[split == "train"]).float() / 255
+        info = {
+            "source": dcfg.source,
+            "classes": [str(c) for c in range(10)],
+            "image_shape": list(x.shape[1:]),
+            "hflip": False,
+            "inverted": dcfg.invert,
+            "labels_per_class": dcfg.labels_per_class,
+            "mean": train_x.mean(dim=(0, 1, 2)).tolist(),
+            "std": train_x.std(dim=(0, 1, 2)).clamp_min(1e-3).tolist(),
+            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+        }
+        return Prepared(manifest=manifest, info=info)
+
+    def expectations(self, info: dict[str, Any]) -> list[Expectation]:
+        h, w, c = info["image_shape"]
+        n, k = len(info["classes"]), info["labels_per_class"]
+        exp = [
+            Expectation("expect_column_values_to_not_be_null", {"column": "label"}),
+            Expectation("expect_column_values_to_be_between", {"column": "label", "min_value": 0, "max_value": n - 1}),
+            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [h]}, "8x8 input"),
+            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [w]}, "8x8 input"),
+            Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [c]}, "grey"),
+            Expectation("expect_column_values_to_be_in_set", {"column": "dtype", "value_set": ["uint8"]}, "8 bit"),
+            Expectation(
+                "expect_table_row_count_to_be_between",
+                {"min_value": n * k, "max_value": n * k},
+                f"exactly {k} labelled training images per class",
+                where={"split": "train"},
+            ),
+            Expectation(
+                "expect_column_values_to_be_in_set",
+                {"column": "source_split", "value_set": ["test"]},
+                "test images must not be ones the backbone trained on",
+                where={"split": "test"},
+            ),
+            Expectation(
+                "expect_column_values_to_be_in_set",
+                {"column": "source_split", "value_set": ["val"]},
+                "val images must not be ones the backbone trained on",
+                where={"split": "val"},
+            ),
+            Expectation("expect_column_values_to_be_in_set", {"column": "splits_with_same_content", "value_set": [1]}),
+        ]
+        if info.get("inverted"):
+            exp.append(
+                Expectation(
+                    "expect_column_values_to_be_between",
+                    {"column": "pixel_mean", "min_value": 128, "max_value": 255},
+                    "inverted ink: a light background dominates",
+                )
+            )
+        for s in SPLITS:
+            exp.append(
+                Expectation(
+                    "expect_column_distinct_values_to_contain_set",
+                    {"column": "label", "value_set": list(range(n))},
+                    f"every class in {s}",
+                    where={"split": s},
+                )
+            )
+        return exp
+
+    def load(self, data_dir: Path) -> ImageData:
+        data_dir = Path(data_dir)
+        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
+        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
+        return ImageData(x=x, y=y, info=read_info(data_dir))
+
+    # -- model ------------------------------------------------------------------
+    def build_model(self, cfg: TransferConfig, info: dict[str, Any]) -> nn.Module:
+        if cfg.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got '{cfg.mode}'")
+        h, _, c = info["image_shape"]
+        return TransferNet(
+            c,
+            len(info["classes"]),
+            h,
+            cfg.backbone_width,
+            cfg.backbone_blocks,
+            cfg.dropout,
+            frozen=cfg.mode == "linear_probe" and bool(cfg.backbone),
+        )
+
+    def load_backbone(self, model: nn.Module, ref: str) -> str:
+        """Copy the upstream's ``features`` weights into ``model``; a clear error if they do not fit."""
+        up = refs.load(ref)
+        if up.task.name != UPSTREAM:
+            raise ValueError(f"backbone '{ref}' is a '{up.task.name}' model; expected '{UPSTREAM}'")
+        theirs = {
+            k.removeprefix("features."): v for k, v in up.module.state_dict().items() if k.startswith("features.")
+        }
+        ours = model.features.state_dict()
+        bad = sorted(k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape)
+        bad += sorted(set(theirs) - set(ours))
+        if bad:
+            up_cfg = up.cfg.to_dict()
+            raise ValueError(
+                f"backbone '{ref}' (input {up.info['image_shape']}, width={up_cfg.get('width')}, "
+                f"blocks_per_stage={up_cfg.get('blocks_per_stage')}) does not match this model "
+                f"(backbone_width={model.features[0].out_channels}): mismatched weights {bad[:4]}; "
+                "set backbone_width / backbone_blocks to the upstream's width / blocks_per_stage"
+            )
+        model.features.load_state_dict(theirs)
+        return ref
+
+    def fit(self, model: nn.Module, data: ImageData, cfg: TransferConfig, log, checkpoint=None) -> engine.FitResult:
+        if cfg.backbone and cfg.mode != "scratch":
+            self.load_backbone(model, cfg.backbone)
+        return self._ic.fit(model, data, cfg, log, checkpoint=checkpoint)
+
+    def evaluate(self, model: nn.Module, data: ImageData, split: str = "test") -> dict[str, float]:
+        return self._ic.evaluate(model, data, split)
+
+    def baseline(self, data: ImageData, split: str = "test") -> dict[str, float]:
+        """The same network trained from scratch on the same labelled images with the same budget
+        (the quick profile's schedule), deterministic (seed 0)."""
+        cfg = self.config_cls.from_dict({**self.profiles["quick"]["train"], "backbone": "", "mode": "scratch"})
+        engine.seed_everything(cfg.seed)
+        model = self.build_model(cfg, data.info)
+        self._ic.fit(model, data, cfg, lambda m, s: None)
+        return self._ic.evaluate(model, data, split)
+
+    def examples(self, model: nn.Module, data: ImageData) -> dict[str, Any]:
+        return self._ic.examples(model, data)
+
+    # -- serving ----------------------------------------------------------------
+    def request_examples(self, data: ImageData, n: int) -> list[Request]:
+        return [{"image": png_bytes(img)} for img in data.x["test"][:n].numpy()]
+
+    def bad_requests(self) -> list[tuple[Request, int, str]]:
+        return self._ic.bad_requests()
+
+    def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
+        h, w, c = loaded.info["image_shape"]
+        return [to_model_array(image_from_request(request), (h, w), c)]
+
+    def forward(self, loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
+        return self._ic.forward(loaded, batch)
+
+    def postprocess(self, loaded: LoadedModel, output: np.ndarray) -> dict[str, Any]:
+        return self._ic.postprocess(loaded, output)
