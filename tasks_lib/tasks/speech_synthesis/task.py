@@ -87,9 +87,9 @@ def tokens(text: str) -> list[int]:
 
 @dataclass(frozen=True)
 class SpeechSynthesisData(DataConfig):
-    n_train: int = 900
-    n_val: int = 40
-    n_test: int = 80
+    n_train: int = 600
+    n_val: int = 30
+    n_test: int = 60
     voice: str = "en-us"  # one speaker: the model learns one voice
     speed: int = 150
     pitch: int = 50
@@ -98,11 +98,11 @@ class SpeechSynthesisData(DataConfig):
 
 @dataclass(frozen=True)
 class SpeechSynthesisConfig(TaskConfig):
-    epochs: int = 30
+    epochs: int = 15
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    width: int = 128
+    width: int = 96
     enc_layers: int = 3
     dec_layers: int = 4
     dropout: float = 0.1
@@ -140,7 +140,7 @@ class SpeechSynthesis(Task):
             "data": {"n_train": 24, "n_val": 3, "n_test": 4},
             "train": {"epochs": 2, "width": 32, "griffin_lim_iters": 4},
         },  # fmt: skip
-        "quick": {"train": {"epochs": 30, "asr_model": "models:/speech_recognition@champion"}},
+        "quick": {"train": {"epochs": 15, "asr_model": "models:/speech_recognition@champion"}},
         "full": {
             "data": {"n_train": 5000, "n_val": 100, "n_test": 200},
             "train": {"epochs": 100, "width": 256, "dec_layers": 6, "asr_model": "models:/speech_recognition@champion"},
