@@ -242,6 +242,8 @@ def espeak(text: str, voice: str, speed: int, pitch: int, sample_rate: int) -> n
 
 def espeak_many(jobs: Sequence[tuple[str, str, int, int]], sample_rate: int, workers: int = 4) -> list[np.ndarray]:
     """:func:`espeak` over (text, voice, speed, pitch) jobs, several processes at once; order kept."""
+    if not jobs:
+        return []
     require_espeak()
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(lambda j: espeak(*j, sample_rate=sample_rate), jobs))

@@ -1,5 +1,7 @@
 """Speech recognition learns real digits: CTC on FSDD (no synthetic speech), well below chance WER."""
 
+import pytest
+
 from tasks_lib.core.data import write_prepared
 from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.registry import get_task
@@ -7,6 +9,7 @@ from tasks_lib.core.registry import get_task
 TASK = "speech_recognition"
 
 
+@pytest.mark.slow  # about a minute of CPU on 2 cores
 def test_ctc_model_transcribes_fsdd_digits_far_better_than_chance(tmp_path):
     task = get_task(TASK)
     # FSDD indices 0-4 (test), 5 (val), 6-19 (train) of four speakers; no espeak: seconds, not minutes
@@ -21,6 +24,7 @@ def test_ctc_model_transcribes_fsdd_digits_far_better_than_chance(tmp_path):
     model = task.build_model(cfg, data.info)
     task.fit(model, data, cfg, lambda m, s: None)
     m = task.evaluate(model, data, "test")
+    print(TASK, m)
     # guessing one of ten digit words gives WER 0.9; an untrained CTC model outputs nothing (WER 1.0)
     assert m["wer"] < 0.4, m
     assert m["cer"] < 0.3, m
