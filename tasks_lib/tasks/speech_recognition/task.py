@@ -1,0 +1,496 @@
+"""The speech recognition task: data, expectations, CTC training, WER/CER, DTW baseline, serving."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tasks_lib.core import engine
+from tasks_lib.core.audio import (
+    DIGIT_WORDS,
+    audio_columns,
+    audio_expectations,
+    decode_wav,
+    dtw_costs,
+    espeak_many,
+    load_clips,
+    locate_fsdd,
+    mfcc,
+    mix_at_snr,
+    pink_noise,
+    read_fsdd,
+    save_clips,
+    spectrogram_figure,
+    to_int16,
+    trim_silence,
+    wav_bytes,
+    white_noise,
+)
+from tasks_lib.core.config import DataConfig, TaskConfig
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
+from tasks_lib.core.registry import register
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.tasks.speech_recognition.corpus import VOCAB, draw_texts, synth_jobs
+from tasks_lib.tasks.speech_recognition.model import CTCSpeechModel, beam_decode, greedy_decode
+
+SAMPLE_RATE = 8000
+MAX_SECONDS = 8.0
+
+
+@dataclass(frozen=True)
+class SpeechRecognitionData(DataConfig):
+    heldout_speaker: str = "theo"  # never in training: its recordings measure generalisation to a new voice
+    fsdd_max_index: int = 0  # keep recordings with index < this (0 = all 50 per digit and speaker)
+    val_indices: int = 3  # FSDD indices 5..5+val_indices-1 of training speakers go to validation
+    synth_train: int = 600
+    synth_val: int = 60
+    synth_test: int = 150
+    synth_seed: int = 0
+    synth_snr_min: float = 10.0  # dB of white/pink noise added to the synthetic speech
+    synth_snr_max: float = 30.0
+
+
+@dataclass(frozen=True)
+class SpeechRecognitionConfig(TaskConfig):
+    epochs: int = 14
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    n_mels: int = 64
+    width: int = 96
+    blocks: int = 5
+    kernel: int = 9
+    dropout: float = 0.1
+    spec_augment: bool = True  # mask random frequency bands and time spans while training
+    beam: int = 8  # prefix beam width for the "wer_beam" figure and serving
+
+
+@dataclass
+class SpeechData:
+    clips: dict[str, list[np.ndarray]]
+    rows: dict[str, pd.DataFrame]  # the manifest rows per split (text, group, speaker ...)
+    info: dict[str, Any]
+
+
+def encode_text(text: str) -> list[int]:
+    return [VOCAB.index(c) + 1 for c in text]
+
+
+def collate_audio(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(c) for c in clips])
+    wav = torch.zeros(len(clips), int(lengths.max()))
+    for i, c in enumerate(clips):
+        wav[i, : len(c)] = torch.from_numpy(np.asarray(c, dtype=np.float32))
+    return wav, lengths
+
+
+@torch.no_grad()
+def log_probs(model: CTCSpeechModel, clips: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+    """Per-utterance (frames, vocab) log-probabilities; utterances batched by similar length."""
+    model.eval()
+    device = next(model.parameters()).device
+    order = np.argsort([len(c) for c in clips])
+    out: list[np.ndarray] = [np.zeros(0)] * len(clips)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        wav, lengths = collate_audio([clips[i] for i in idx])
+        lp = model(wav.to(device), lengths.to(device)).float().cpu().numpy()
+        n_out = model.output_lengths(lengths).numpy()
+        for j, i in enumerate(idx):
+            out[i] = lp[j, : n_out[j]]
+    return out
+
+
+def transcribe(model: CTCSpeechModel, clips: list[np.ndarray], beam: int = 0) -> list[str]:
+    """Transcripts of 8 kHz mono clips: greedy (beam=0) or prefix beam search."""
+    lps = log_probs(model, clips)
+    return [beam_decode(lp, VOCAB, beam) if beam else greedy_decode(lp, VOCAB) for lp in lps]
+
+
+def error_rates(refs: list[str], hyps: list[str]) -> tuple[float, float]:
+    """(WER, CER) over a set of utterances (jiwer; an empty hypothesis counts as all deletions)."""
+    import jiwer
+
+    return float(jiwer.wer(refs, hyps)), float(jiwer.cer(refs, hyps))
+
+
+@register
+class SpeechRecognition(Task):
+    """Speech to text: CTC over characters with a conformer-style conv encoder (seed examples 14, 26)."""
+
+    name = "speech_recognition"
+    seed_sections = (14, 26)
+    metric = "wer"
+    greater_is_better = False
+    request_fields = ("audio",)
+    output_media = None
+    batchable = False
+    config_cls = SpeechRecognitionConfig
+    data_config_cls = SpeechRecognitionData
+    default_source = "fsdd_espeak"
+    profiles = {
+        "smoke": {
+            "data": {
+                "fsdd_max_index": 8,
+                "max_samples": 100,
+                "val_indices": 1,
+                "synth_train": 16,
+                "synth_val": 4,
+                "synth_test": 6,
+            },
+            "train": {"epochs": 2, "width": 32, "blocks": 2, "n_mels": 32},
+        },
+        "quick": {"train": {"epochs": 14}},
+        "full": {
+            "data": {"synth_train": 6000, "synth_val": 300, "synth_test": 500},
+            "train": {"epochs": 60, "width": 256, "blocks": 12},
+        },
+    }
+
+    def sources(self) -> dict[str, DataSource]:
+        return {
+            "fsdd_espeak": DataSource(
+                "fsdd_espeak",
+                "FSDD recordings ({digit}_{speaker}_{index}.wav, 8 kHz) from --path or the dataset mirror, "
+                "plus digit strings and sentences spoken by espeak-ng",
+                "mirror",
+            ),
+        }
+
+    # -- data -------------------------------------------------------------------------
+    def prepare(self, dcfg: SpeechRecognitionData, out: Path) -> Prepared:
+        recordings = read_fsdd(locate_fsdd(dcfg.path), SAMPLE_RATE)
+        if dcfg.fsdd_max_index:
+            recordings = [r for r in recordings if r["index"] < dcfg.fsdd_max_index]
+        if dcfg.max_samples and len(recordings) > dcfg.max_samples:  # smoke: a fixed random subset
+            keep = np.random.default_rng(dcfg.split_seed).choice(len(recordings), dcfg.max_samples, replace=False)
+            recordings = [recordings[i] for i in sorted(keep)]
+        speakers = sorted({r["speaker"] for r in recordings})
+        if dcfg.heldout_speaker and dcfg.heldout_speaker not in speakers:
+            raise ValueError(f"heldout_speaker '{dcfg.heldout_speaker}' is not among the FSDD speakers {speakers}")
+        samples: list[dict] = []
+        for r in recordings:
+            if r["speaker"] == dcfg.heldout_speaker:
+                split, group = "test", "unseen_speaker"
+            elif r["index"] < 5:  # FSDD's own test split
+                split, group = "test", "fsdd"
+            elif r["index"] < 5 + dcfg.val_indices:
+                split, group = "val", "fsdd"
+            else:
+                split, group = "train", "fsdd"
+            samples.append(
+                {"split": split, "group": group, "source": "fsdd", "speaker": r["speaker"], "voice": "",
+                 "text": DIGIT_WORDS[r["digit"]], "audio": r["audio"], "origin": r["file"]}
+            )  # fmt: skip
+
+        counts = {"train": dcfg.synth_train, "val": dcfg.synth_val, "test": dcfg.synth_test}
+        texts = draw_texts({k: v for k, v in counts.items() if v > 0}, dcfg.synth_seed)
+        jobs = synth_jobs([t for _, _, t in texts], dcfg.synth_seed + 1)
+        clips = espeak_many(jobs, SAMPLE_RATE)
+        rng = np.random.default_rng(dcfg.synth_seed + 2)
+        for (split, kind, text), (_, voice, speed, pitch), clip in zip(texts, jobs, clips, strict=True):
+            clip = trim_silence(clip, pad=400)
+            clip = 0.5 * clip / (np.abs(clip).max() + 1e-8)
+            noise = white_noise(len(clip), rng) if rng.random() < 0.5 else pink_noise(len(clip), rng)
+            clip = mix_at_snr(clip, noise, rng.uniform(dcfg.synth_snr_min, dcfg.synth_snr_max))
+            clip = clip * (0.9 / max(np.abs(clip).max(), 0.9))  # never clip
+            samples.append(
+                {"split": split, "group": f"synth_{kind}", "source": "espeak", "speaker": voice.replace("+", "_"),
+                 "voice": f"{voice} s{speed} p{pitch}", "text": text, "audio": clip, "origin": ""}
+            )  # fmt: skip
+
+        out.mkdir(parents=True, exist_ok=True)
+        frames = []
+        for s in SPLITS:
+            part = [x for x in samples if x["split"] == s]
+            audio = [to_int16(x["audio"]).astype(np.float32) / 32767 for x in part]
+            save_clips(out, s, audio)
+            frame = pd.DataFrame(
+                {
+                    "sample_id": [f"{s}/{i}" for i in range(len(part))],
+                    "split": s,
+                    **{k: [x[k] for x in part] for k in ("group", "source", "speaker", "voice", "text", "origin")},
+                    "n_chars": [len(x["text"]) for x in part],
+                    **audio_columns(audio, SAMPLE_RATE),
+                    "sha1": [sha1_bytes(to_int16(a).tobytes()) for a in audio],
+                }
+            )
+            frames.append(frame)
+        manifest = add_leak_column(pd.concat(frames, ignore_index=True))
+        info = {
+            "source": dcfg.source,
+            "sample_rate": SAMPLE_RATE,
+            "vocab": VOCAB,
+            "heldout_speaker": dcfg.heldout_speaker,
+            "train_speakers": sorted({x["speaker"] for x in samples if x["split"] == "train"}),
+            "n_samples": {s: int((manifest.split == s).sum()) for s in SPLITS},
+            "max_seconds": MAX_SECONDS,
+        }
+        return Prepared(manifest=manifest, info=info)
+
+    def expectations(self, info: dict[str, Any]) -> list[Expectation]:
+        chars = "".join(sorted(set(info["vocab"]) - {" "}))
+        return [
+            *audio_expectations(info["sample_rate"], 0.1, info["max_seconds"], min_rms_db=-60.0),
+            Expectation("expect_table_row_count_to_be_between", {"min_value": 100}, "too few utterances to train"),
+            Expectation("expect_column_values_to_not_be_null", {"column": "text"}, "every clip needs a transcript"),
+            Expectation(
+                "expect_column_values_to_match_regex",
+                {"column": "text", "regex": rf"^[{chars}]+( [{chars}]+)*$"},
+                "transcripts use the model's characters only, single spaces, no padding",
+            ),
+            Expectation(
+                "expect_column_values_to_be_between",
+                {"column": "n_chars", "min_value": 3, "max_value": 80},
+                "CTC needs fewer characters than output frames",
+            ),
+            Expectation(
+                "expect_column_values_to_not_be_in_set",
+                {"column": "speaker", "value_set": [info["heldout_speaker"]]},
+                "the held-out speaker must never be trained on",
+                where={"split": "train"},
+            ),
+            Expectation(
+                "expect_column_distinct_values_to_contain_set",
+                {"column": "group", "value_set": ["fsdd", "unseen_speaker", "synth_digits", "synth_sentence"]},
+                "every test group is present",
+                where={"split": "test"},
+            ),
+        ]
+
+    def load(self, data_dir: Path) -> SpeechData:
+        manifest = read_manifest(data_dir)
+        manifest["text"] = manifest["text"].astype(str)
+        return SpeechData(
+            clips={s: load_clips(data_dir, s) for s in SPLITS},
+            rows={s: manifest[manifest.split == s].reset_index(drop=True) for s in SPLITS},
+            info=read_info(data_dir),
+        )
+
+    # -- model ------------------------------------------------------------------------
+    def build_model(self, cfg: SpeechRecognitionConfig, info: dict[str, Any]) -> nn.Module:
+        return CTCSpeechModel(
+            info["sample_rate"], len(info["vocab"]) + 1, cfg.n_mels, cfg.width, cfg.blocks, cfg.kernel, cfg.dropout
+        )
+
+    @staticmethod
+    def _batches(lengths: np.ndarray, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
+        """Shuffled batches of similar-length clips (less padding): sort within chunks of 20 batches."""
+        perm = torch.randperm(len(lengths), generator=gen).numpy()
+        chunk = 20 * batch_size
+        batches = []
+        for start in range(0, len(perm), chunk):
+            part = perm[start : start + chunk]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+        order = torch.randperm(len(batches), generator=gen).numpy()
+        return [batches[i] for i in order]
+
+    @staticmethod
+    def _spec_augment(feats: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Two frequency masks (up to 8 bands) and two time masks (up to 8 % of frames) per clip."""
+        b, m, t = feats.shape
+        r = torch.rand(b, 8, generator=gen)
+        f_idx, t_idx = torch.arange(m)[None, :], torch.arange(t)[None, :]
+        keep = torch.ones(b, m, t, dtype=torch.bool)
+        for k in range(2):
+            w = (r[:, 2 * k] * 8).long()[:, None]
+            f0 = (r[:, 2 * k + 1] * (m - 8)).long()[:, None]
+            keep &= ~((f_idx >= f0) & (f_idx < f0 + w))[:, :, None]
+            tw = (r[:, 4 + 2 * k] * 0.08 * t).long()[:, None]
+            t0 = (r[:, 5 + 2 * k] * t).long()[:, None]
+            keep &= ~((t_idx >= t0) & (t_idx < t0 + tw))[:, None, :]
+        return feats * keep
+
+    def fit(self, model: nn.Module, data: SpeechData, cfg: SpeechRecognitionConfig, log, checkpoint=None):
+        gen = engine.seed_everything(cfg.seed)
+        device = engine.pick_device()
+        model.to(device)
+        clips, texts = data.clips["train"], list(data.rows["train"]["text"])
+        targets = [torch.tensor(encode_text(t)) for t in texts]
+        lengths = np.array([len(c) for c in clips])
+        n_batches = int(np.ceil(len(clips) / cfg.batch_size))
+        steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n_batches
+        optimizer = engine.make_optimizer(model, cfg)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, pct_start=0.15, total_steps=max(cfg.epochs * steps_per_epoch, 10)
+        )
+        start_epoch = 0
+        if checkpoint is not None and Path(checkpoint).exists():
+            state = torch.load(checkpoint, map_location=device, weights_only=False)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            gen.set_state(state["rng"])
+            start_epoch = state["epoch"] + 1
+        steps, seen, train_seconds = 0, 0, 0.0
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            t0 = time.perf_counter()
+            loss_sum, n = 0.0, 0
+            for idx in self._batches(lengths, cfg.batch_size, gen)[:steps_per_epoch]:
+                wav, lens = collate_audio([clips[i] for i in idx])
+                gain = 10 ** ((torch.rand(len(idx), 1, generator=gen) - 0.5) * 0.6)  # +-3 dB
+                wav, lens = (wav * gain).to(device), lens.to(device)
+                feats = model.features(wav, lens)
+                if cfg.spec_augment:
+                    feats = self._spec_augment(feats.cpu(), gen).to(device)
+                lp = model(wav, lens, feats=feats)
+                tgt = [targets[i] for i in idx]
+                loss = F.ctc_loss(
+                    lp.transpose(0, 1),
+                    torch.cat(tgt).to(device),
+                    model.output_lengths(lens),
+                    torch.tensor([len(t) for t in tgt], device=device),
+                    blank=0,
+                    zero_infinity=True,
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                loss_sum += float(loss.detach())
+                n += 1
+                seen += len(idx)
+            train_seconds += time.perf_counter() - t0
+            steps += n
+            metrics = {"train_loss": loss_sum / max(n, 1), "lr": scheduler.get_last_lr()[0]}
+            metrics.update({f"val_{k}": v for k, v in self._rates(model, data, "val").items()})
+            log(metrics, epoch)
+            if checkpoint is not None:
+                Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+                torch.save(
+                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "rng": gen.get_state(), "epoch": epoch},
+                    checkpoint,
+                )  # fmt: skip
+        model.eval()
+        return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
+
+    # -- metrics ----------------------------------------------------------------------
+    def _rates(self, model: nn.Module, data: SpeechData, split: str, beam: int = 0) -> dict[str, float]:
+        rows = data.rows[split]
+        if not len(rows):
+            return {}
+        hyps = transcribe(model, data.clips[split], beam)
+        refs = list(rows["text"])
+        wer, cer = error_rates(refs, hyps)
+        return {"wer": wer, "cer": cer}
+
+    def evaluate(self, model: nn.Module, data: SpeechData, split: str = "test") -> dict[str, float]:
+        """WER/CER per group: FSDD's own test split (primary ``wer``), the unseen speaker, synthetic speech."""
+        rows, clips = data.rows[split], data.clips[split]
+        lps = log_probs(model, clips)
+        greedy = [greedy_decode(lp, VOCAB) for lp in lps]
+        out: dict[str, float] = {}
+        groups = {
+            "": rows.group == "fsdd",
+            "_unseen_speaker": rows.group == "unseen_speaker",
+            "_synth": rows.group.str.startswith("synth"),
+            "_synth_digits": rows.group == "synth_digits",
+            "_synth_sentence": rows.group == "synth_sentence",
+        }
+        for suffix, mask in groups.items():
+            idx = np.flatnonzero(mask.to_numpy())
+            if len(idx) == 0:
+                continue
+            refs = [rows.text[i] for i in idx]
+            out[f"wer{suffix}"], out[f"cer{suffix}"] = error_rates(refs, [greedy[i] for i in idx])
+            if suffix in ("", "_synth"):
+                beams = [beam_decode(lps[i], VOCAB, 8) for i in idx]
+                out[f"wer_beam{suffix}"], out[f"cer_beam{suffix}"] = error_rates(refs, beams)
+        if "wer" not in out:  # a split without FSDD clips: the primary metric over everything
+            out["wer"], out["cer"] = error_rates(list(rows.text), greedy)
+        return out
+
+    def baseline(self, data: SpeechData, split: str = "test") -> dict[str, float]:
+        """MFCC + DTW nearest neighbour: each clip takes the digit of its closest FSDD training recording.
+
+        Templates: up to 12 silence-trimmed training recordings per (digit, speaker). Single
+        words only, so only FSDD groups are scored.
+        """
+        train = data.rows["train"]
+        pick = [i for _, g in train[train.source == "fsdd"].groupby(["text", "speaker"]) for i in g.index[:12]]
+        feats = lambda x: mfcc(trim_silence(x), SAMPLE_RATE, hop=160)  # noqa: E731
+        templates = [feats(data.clips["train"][i]) for i in pick]
+        mu = np.concatenate(templates).mean(0)
+        sd = np.concatenate(templates).std(0) + 1e-6
+        templates = [(t - mu) / sd for t in templates]
+        labels = [train.text[i] for i in pick]
+        rows, out = data.rows[split], {}
+        for key, group in (("wer", "fsdd"), ("wer_unseen_speaker", "unseen_speaker")):
+            idx = np.flatnonzero((rows.group == group).to_numpy())
+            if len(idx) == 0:
+                continue
+            hyps = [labels[int(np.argmin(dtw_costs((feats(data.clips[split][i]) - mu) / sd, templates)))] for i in idx]
+            refs = [rows.text[i] for i in idx]
+            out[key], out[key.replace("wer", "cer")] = error_rates(refs, hyps)
+        if "wer" not in out:
+            out["wer"], out["cer"] = 1.0, 1.0
+        return out
+
+    def examples(self, model: nn.Module, data: SpeechData) -> dict[str, Any]:
+        rows, clips = data.rows["test"], data.clips["test"]
+        picks = [int(np.flatnonzero((rows.group == g).to_numpy())[0]) for g in
+                 ("fsdd", "unseen_speaker", "synth_digits", "synth_sentence") if (rows.group == g).any()]  # fmt: skip
+        hyps = transcribe(model, [clips[i] for i in picks])
+        files: dict[str, Any] = {
+            "spectrograms.png": spectrogram_figure(
+                [
+                    (f"{rows.group[i]}: ref '{rows.text[i]}' / hyp '{h}'", clips[i])
+                    for i, h in zip(picks, hyps, strict=True)
+                ],
+                SAMPLE_RATE,
+                "test clips: reference vs greedy transcript",
+            )
+        }
+        for i in picks:
+            files[f"input_{rows.group[i]}.wav"] = wav_bytes(clips[i], SAMPLE_RATE)
+        n = min(40, len(rows))
+        sel = np.linspace(0, len(rows) - 1, n).astype(int)
+        hyp_all = transcribe(model, [clips[i] for i in sel])
+        table = "\n".join(
+            f"| {rows.group[i]} | {rows.speaker[i]} | {rows.text[i]} | {h} |" for i, h in zip(sel, hyp_all, strict=True)
+        )
+        head = "| group | speaker/voice | reference | greedy transcript |\n|---|---|---|---|\n"
+        files["transcripts.md"] = head + table + "\n"
+        return files
+
+    # -- serving ----------------------------------------------------------------------
+    def request_examples(self, data: SpeechData, n: int) -> list[Request]:
+        return [{"audio": wav_bytes(clip, SAMPLE_RATE)} for clip in data.clips["test"][:n]]
+
+    def bad_requests(self) -> list[tuple[Request, int, str]]:
+        tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
+        return [
+            ({"audio": b"just some text, not audio"}, 415, "not a WAV"),
+            ({"audio": wav_bytes(np.zeros(16000), 16000)}, 422, "expected 8000 Hz, got 16000 Hz"),
+            ({"audio": wav_bytes(np.zeros(0), SAMPLE_RATE)}, 422, "empty"),
+            ({"audio": wav_bytes(tone[:200], SAMPLE_RATE)}, 422, "too short"),
+            ({"audio": wav_bytes(np.tile(tone, 11), SAMPLE_RATE)}, 413, "too long"),
+            ({"audio": wav_bytes(np.sign(tone), SAMPLE_RATE)}, 422, "clipped"),
+            ({"text": "three"}, 422, "not used"),
+        ]
+
+    def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
+        return [decode_wav(request["audio"], loaded.info["sample_rate"], min_seconds=0.1, max_seconds=10.0)]
+
+    def forward(self, loaded: LoadedModel, batch: list[np.ndarray]) -> list[dict[str, str]]:
+        lps = log_probs(loaded.module, batch)
+        vocab = loaded.info["vocab"]
+        return [
+            {"transcript": beam_decode(lp, vocab, loaded.cfg.beam), "greedy": greedy_decode(lp, vocab)} for lp in lps
+        ]
+
+    def postprocess(self, loaded: LoadedModel, output: dict[str, str]) -> dict[str, Any]:
+        return dict(output)
