@@ -74,9 +74,7 @@ def wait_quiet(max_wait: float = 60, threshold: float = 0.2) -> float:
 def machine() -> dict[str, object]:
     import torch
 
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
-    )
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
