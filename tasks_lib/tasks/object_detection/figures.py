@@ -13,9 +13,9 @@ def detections_figure(images, preds, gt_boxes, gt_labels, classes, score_min: fl
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.3 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, img, (pb, ps, pl), gb, gl in zip(axes.flat, images, preds, gt_boxes, gt_labels, strict=False):
+    for ax, img, (pb, ps, pl), gb, _gl in zip(axes.flat, images, preds, gt_boxes, gt_labels, strict=False):
         ax.imshow(img)
-        for b, lab in zip(gb, gl, strict=True):
+        for b in gb:
             ax.add_patch(plt.Rectangle(b[:2], b[2] - b[0], b[3] - b[1], fill=False, ls="--", lw=1, ec="white"))
         for b, s, lab in zip(pb, ps, pl, strict=True):
             if s < score_min:

@@ -22,7 +22,6 @@ from torch import nn
 from tasks_lib.core import engine, synthetic
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
-from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
@@ -277,7 +276,13 @@ class ObjectDetection(Task):
         s = info["image_size"]
         # level ranges follow the image: objects of 12-44 px at 128 px fall in the first two levels
         return build_fcos(
-            len(info["classes"]), s, cfg.width, cfg.fpn_channels, cfg.head_convs, 3.0 * s / 128, detections=MAX_DETECTIONS
+            len(info["classes"]),
+            s,
+            cfg.width,
+            cfg.fpn_channels,
+            cfg.head_convs,
+            3.0 * s / 128,
+            detections=MAX_DETECTIONS,
         )
 
     @staticmethod
@@ -333,7 +338,10 @@ class ObjectDetection(Task):
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 images = self._tensors(x[idx], device)
                 targets = [
-                    {"boxes": torch.from_numpy(boxes[j]).to(device), "labels": torch.from_numpy(labels[j] + 1).to(device)}
+                    {
+                        "boxes": torch.from_numpy(boxes[j]).to(device),
+                        "labels": torch.from_numpy(labels[j] + 1).to(device),
+                    }
                     for j in idx
                 ]
                 losses = model(images, targets)
@@ -406,7 +414,10 @@ class ObjectDetection(Task):
         b = self.baseline(data, "test")
         lines = ["| class | AP@[.5:.95] model | baseline |", "|---|---|---|"]
         lines += [f"| {c} | {m[f'ap_class_{i}']:.3f} | {b[f'ap_class_{i}']:.3f} |" for i, c in enumerate(classes)]
-        lines += [f"| **all (mAP)** | {m['map']:.3f} | {b['map']:.3f} |", f"| mAP@.5 | {m['map_50']:.3f} | {b['map_50']:.3f} |"]
+        lines += [
+            f"| **all (mAP)** | {m['map']:.3f} | {b['map']:.3f} |",
+            f"| mAP@.5 | {m['map_50']:.3f} | {b['map_50']:.3f} |",
+        ]
         return {"test_detections.png": fig, "per_class_ap.md": "\n".join(lines) + "\n"}
 
     # -- serving ----------------------------------------------------------------
@@ -453,5 +464,3 @@ class ObjectDetection(Task):
             "labels": [classes[int(r[5])] for r in rows],
             "scores": [round(float(r[4]), 4) for r in rows],
         }
-
-
