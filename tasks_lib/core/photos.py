@@ -406,8 +406,9 @@ def add_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.n
     return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
 
 
-def low_light(clean: np.ndarray, rng: np.random.Generator, gamma=(2.0, 3.0), gain=(0.5, 0.9), cast=(0.7, 1.0),
-              noise=(2.0, 6.0)) -> np.ndarray:
+def low_light(
+    clean: np.ndarray, rng: np.random.Generator, gamma=(2.0, 3.0), gain=(0.5, 0.9), cast=(0.7, 1.0), noise=(2.0, 6.0)
+) -> np.ndarray:
     """The documented low-light degradation, parameters drawn per image from ``rng``:
 
     ``low = gain * cast_c * clean ** gamma + N(0, noise)`` on [0, 1] pixels, per channel c, then
@@ -626,7 +627,7 @@ def photo_answer(img: np.ndarray) -> dict[str, Any]:
 
 
 def photo_bad_requests(cfg: PhotoConfig, pixel_factor: int = 1) -> list[tuple[Request, int, str]]:
-    good = png_bytes(np.full((16, 16, 3), 128, np.uint8))
+    good = png_bytes(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
     side = math.isqrt(cfg.max_input_pixels // pixel_factor) + 8
     return [
         ({"image": b"just some text"}, 415, "not an image"),

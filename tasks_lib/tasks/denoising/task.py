@@ -89,8 +89,8 @@ class Denoising(Task):
             "train": {"epochs": 2, "width": 8, "depth": 3, "batch_size": 8},
         },
         "quick": {
-            "data": {"max_side": 256, "patch_size": 40, "patches_per_photo": 64},
-            "train": {"epochs": 10, "width": 48, "depth": 10, "batch_size": 16, "lr": 2e-3},
+            "data": {"max_side": 256, "patch_size": 40, "patches_per_photo": 48},
+            "train": {"epochs": 8, "width": 32, "depth": 8, "batch_size": 16, "lr": 2e-3},
         },
         "full": {
             "data": {"max_side": 0, "patch_size": 50, "patches_per_photo": 512},
@@ -122,8 +122,12 @@ class Denoising(Task):
 
         # training patches stay clean: noise is drawn afresh for every batch (seeded by the train seed)
         manifest, info = ph.write_pairs(out, dcfg, degrade, photos=ph.collect_photos(dcfg), train_inputs=False)
-        info |= {"sigma": dcfg.sigma, "blind": dcfg.blind, "sigma_max": dcfg.sigma_max,
-                 "degradation": "additive Gaussian noise, clipped and rounded to 8 bits"}
+        info |= {
+            "sigma": dcfg.sigma,
+            "blind": dcfg.blind,
+            "sigma_max": dcfg.sigma_max,
+            "degradation": "additive Gaussian noise, clipped and rounded to 8 bits",
+        }
         return Prepared(manifest, info)
 
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
@@ -150,8 +154,13 @@ class Denoising(Task):
             return noisy, clean
 
         return ph.fit_pairs(
-            model, len(data.train_target), make_batch, cfg, log,
-            evaluate=lambda: self.evaluate(model, data, "val"), checkpoint=checkpoint,
+            model,
+            len(data.train_target),
+            make_batch,
+            cfg,
+            log,
+            evaluate=lambda: self.evaluate(model, data, "val"),
+            checkpoint=checkpoint,
         )
 
     @staticmethod

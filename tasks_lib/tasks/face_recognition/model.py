@@ -17,8 +17,13 @@ class FaceCNN(nn.Module):
             return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
         self.features = nn.Sequential(
-            *stage(1, w), nn.MaxPool2d(2), *stage(w, 2 * w), nn.MaxPool2d(2), *stage(2 * w, 4 * w),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            *stage(1, w),
+            nn.MaxPool2d(2),
+            *stage(w, 2 * w),
+            nn.MaxPool2d(2),
+            *stage(2 * w, 4 * w),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * w, 2))
 

@@ -77,8 +77,8 @@ class ImageEnhancement(Task):
             "train": {"epochs": 2, "width": 4, "batch_size": 8},
         },
         "quick": {
-            "data": {"max_side": 256, "patch_size": 64, "patches_per_photo": 48},
-            "train": {"epochs": 12, "width": 16, "batch_size": 16, "lr": 2e-3},
+            "data": {"max_side": 256, "patch_size": 48, "patches_per_photo": 32},
+            "train": {"epochs": 10, "width": 16, "batch_size": 16, "lr": 2e-3},
         },
         "full": {
             "data": {"max_side": 0, "patch_size": 128, "patches_per_photo": 256},
@@ -94,7 +94,9 @@ class ImageEnhancement(Task):
                 "package",
             ),
             "pairs": DataSource(
-                "pairs", "LOL-style low/ + high/ image pairs at --path (optionally per split folder)", "folder",
+                "pairs",
+                "LOL-style low/ + high/ image pairs at --path (optionally per split folder)",
+                "folder",
                 needs_path=True,
             ),
         }
@@ -103,8 +105,12 @@ class ImageEnhancement(Task):
     def prepare(self, dcfg: EnhancementData, out: Path) -> Prepared:
         def degrade(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
             low = ph.low_light(
-                clean, rng, (dcfg.gamma_min, dcfg.gamma_max), (dcfg.gain_min, dcfg.gain_max),
-                (dcfg.cast_min, 1.0), (dcfg.noise_min, dcfg.noise_max),
+                clean,
+                rng,
+                (dcfg.gamma_min, dcfg.gamma_max),
+                (dcfg.gain_min, dcfg.gain_max),
+                (dcfg.cast_min, 1.0),
+                (dcfg.noise_min, dcfg.noise_max),
             )
             return clean, low
 
@@ -112,8 +118,10 @@ class ImageEnhancement(Task):
             if not dcfg.path:
                 raise ValueError("source 'pairs' needs --path pointing at a LOL-style low/ + high/ folder")
             pairs = read_pair_folder(Path(dcfg.path), dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
-            pairs = {s: {n: (ph.shrink(lo, dcfg.max_side), ph.shrink(hi, dcfg.max_side)) for n, (lo, hi) in p.items()}
-                     for s, p in pairs.items()}
+            pairs = {
+                s: {n: (ph.shrink(lo, dcfg.max_side), ph.shrink(hi, dcfg.max_side)) for n, (lo, hi) in p.items()}
+                for s, p in pairs.items()
+            }
             manifest, info = ph.write_pairs(out, dcfg, None, pairs=pairs)
             info["degradation"] = "real low-light captures (LOL pairs)"
         else:
@@ -136,8 +144,13 @@ class ImageEnhancement(Task):
             return ph.to_float(data.train_input[idx]), ph.to_float(data.train_target[idx])
 
         return ph.fit_pairs(
-            model, len(data.train_target), make_batch, cfg, log,
-            evaluate=lambda: self.evaluate(model, data, "val"), checkpoint=checkpoint,
+            model,
+            len(data.train_target),
+            make_batch,
+            cfg,
+            log,
+            evaluate=lambda: self.evaluate(model, data, "val"),
+            checkpoint=checkpoint,
         )
 
     @staticmethod
