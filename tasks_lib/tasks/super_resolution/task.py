@@ -54,8 +54,8 @@ class SuperResolution(Task):
             "train": {"epochs": 2, "width": 8, "depth": 3, "batch_size": 8},
         },
         "quick": {
-            "data": {"max_side": 256, "patch_size": 48, "patches_per_photo": 64},
-            "train": {"epochs": 20, "width": 48, "depth": 4, "batch_size": 16, "lr": 2e-3},
+            "data": {"max_side": 256, "patch_size": 48, "patches_per_photo": 48},
+            "train": {"epochs": 8, "width": 32, "depth": 4, "batch_size": 16, "lr": 1e-3},
         },
         "full": {
             "data": {"max_side": 0, "patch_size": 96, "patches_per_photo": 512},
