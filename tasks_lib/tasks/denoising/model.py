@@ -17,8 +17,9 @@ class DnCNN(nn.Module):
             layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(width, channels, 3, padding=1))
         self.body = nn.Sequential(*layers)
-        nn.init.zeros_(self.body[-1].weight)
-        nn.init.zeros_(self.body[-1].bias)
+        with torch.no_grad():  # start close to the identity (a small noise estimate), not exactly at it
+            self.body[-1].weight.mul_(0.1)
+            self.body[-1].bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x - self.body(x - 0.5)

@@ -89,8 +89,8 @@ class Denoising(Task):
             "train": {"epochs": 2, "width": 8, "depth": 3, "batch_size": 8},
         },
         "quick": {
-            "data": {"max_side": 256, "patch_size": 40, "patches_per_photo": 48},
-            "train": {"epochs": 8, "width": 32, "depth": 8, "batch_size": 16, "lr": 2e-3},
+            "data": {"max_side": 256, "patch_size": 40, "patches_per_photo": 32},
+            "train": {"epochs": 6, "width": 32, "depth": 6, "batch_size": 8, "lr": 2e-3},
         },
         "full": {
             "data": {"max_side": 0, "patch_size": 50, "patches_per_photo": 512},

@@ -78,7 +78,7 @@ class ImageEnhancement(Task):
         },
         "quick": {
             "data": {"max_side": 256, "patch_size": 48, "patches_per_photo": 32},
-            "train": {"epochs": 10, "width": 16, "batch_size": 16, "lr": 2e-3},
+            "train": {"epochs": 6, "width": 12, "batch_size": 8, "lr": 2e-3},
         },
         "full": {
             "data": {"max_side": 0, "patch_size": 128, "patches_per_photo": 256},
