@@ -1,0 +1,226 @@
+"""The denoising task: noisy photos, DnCNN vs the best classical denoiser of scikit-image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tasks_lib.core import photos as ph
+from tasks_lib.core.registry import register
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.tasks.denoising.model import DnCNN
+
+
+@dataclass(frozen=True)
+class DenoisingData(ph.PhotoData):
+    patch_size: int = 40
+    sigma: float = 25.0  # noise std on the 0-255 scale
+    blind: bool = False  # True: every image gets its own sigma, uniform in [0, sigma_max]
+    sigma_max: float = 50.0
+
+
+@dataclass(frozen=True)
+class DenoisingConfig(ph.PhotoConfig):
+    loss: str = "mse"
+    width: int = 48
+    depth: int = 10
+
+
+def noise_sigma(img: np.ndarray) -> float:
+    """Robust (MAD) estimate of Gaussian noise std from the finest diagonal Haar detail,
+    as scikit-image's ``estimate_sigma`` does (which needs PyWavelets, not installed here)."""
+    x = img.astype(np.float64)
+    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+    x = x[:h, :w]
+    hh = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
+    return float(np.median(np.abs(hh)) / 0.6745)
+
+
+def classical_denoisers(noisy: np.ndarray) -> dict[str, np.ndarray]:
+    """scikit-image's classical denoisers, parameters set from the estimated noise level (so they
+    work blind too); uint8 RGB in and out: total variation, bilateral, non-local means, and
+    wavelet (BayesShrink) when PyWavelets is installed."""
+    from skimage.restoration import denoise_bilateral, denoise_nl_means, denoise_tv_chambolle
+
+    x = noisy.astype(np.float64) / 255
+    sigma = max(noise_sigma(x), 1e-3)
+    out = {
+        "tv": denoise_tv_chambolle(x, weight=1.2 * sigma, channel_axis=-1),
+        "bilateral": denoise_bilateral(x, sigma_color=1.5 * sigma, sigma_spatial=2, channel_axis=-1),
+        "nl_means": denoise_nl_means(
+            x, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1
+        ),
+    }
+    try:
+        import pywt  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        from skimage.restoration import denoise_wavelet
+
+        out["wavelet"] = denoise_wavelet(
+            x, method="BayesShrink", mode="soft", rescale_sigma=True, convert2ycbcr=True, channel_axis=-1
+        )
+    return {k: np.clip(np.round(v * 255), 0, 255).astype(np.uint8) for k, v in out.items()}
+
+
+@register
+class Denoising(Task):
+    """DnCNN-style denoiser vs the best of TV / bilateral / non-local means / wavelet (seed example 24)."""
+
+    name = "denoising"
+    seed_sections = (24,)
+    metric = "psnr"
+    greater_is_better = True
+    request_fields = ("image",)
+    output_media = "image/png"
+    batchable = False
+    config_cls = DenoisingConfig
+    data_config_cls = DenoisingData
+    default_source = "photos"
+    profiles = {
+        "smoke": {
+            "data": {"max_side": 64, "patch_size": 24, "patches_per_photo": 4, "gray_photos": False},
+            "train": {"epochs": 2, "width": 8, "depth": 3, "batch_size": 8},
+        },
+        "quick": {
+            "data": {"max_side": 256, "patch_size": 40, "patches_per_photo": 32},
+            "train": {"epochs": 6, "width": 32, "depth": 6, "batch_size": 8, "lr": 2e-3},
+        },
+        "full": {
+            "data": {"max_side": 0, "patch_size": 50, "patches_per_photo": 512},
+            "train": {"epochs": 60, "width": 64, "depth": 17, "batch_size": 64, "lr": 1e-3},
+        },
+    }
+
+    def sources(self) -> dict[str, DataSource]:
+        return {
+            "photos": DataSource(
+                "photos", "photographs bundled with scikit-image and scikit-learn, split by photo", "package"
+            ),
+            "folder": DataSource(
+                "folder",
+                "a folder of PNG/JPEG clean photos at --path (flat, or BSD-style train/ val/ test/)",
+                "folder",
+                needs_path=True,
+            ),
+        }
+
+    # -- data ---------------------------------------------------------------------------
+    @staticmethod
+    def _sigma(dcfg: DenoisingData, rng: np.random.Generator) -> float:
+        return float(rng.uniform(0, dcfg.sigma_max)) if dcfg.blind else dcfg.sigma
+
+    def prepare(self, dcfg: DenoisingData, out: Path) -> Prepared:
+        def degrade(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+            return clean, ph.add_noise(clean, self._sigma(dcfg, rng), rng)
+
+        # training patches stay clean: noise is drawn afresh for every batch (seeded by the train seed)
+        manifest, info = ph.write_pairs(out, dcfg, degrade, photos=ph.collect_photos(dcfg), train_inputs=False)
+        info |= {
+            "sigma": dcfg.sigma,
+            "blind": dcfg.blind,
+            "sigma_max": dcfg.sigma_max,
+            "degradation": "additive Gaussian noise, clipped and rounded to 8 bits",
+        }
+        return Prepared(manifest, info)
+
+    def expectations(self, info: dict[str, Any]) -> list[Expectation]:
+        return ph.photo_expectations(info, ratio=1)
+
+    def load(self, data_dir: Path) -> ph.PhotoPairs:
+        return ph.load_pairs(data_dir)
+
+    # -- model ----------------------------------------------------------------------------
+    def build_model(self, cfg: DenoisingConfig, info: dict[str, Any]) -> nn.Module:
+        return DnCNN(3, cfg.width, cfg.depth)
+
+    def fit(self, model, data: ph.PhotoPairs, cfg: DenoisingConfig, log, checkpoint=None):
+        info = data.info
+
+        def make_batch(idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            clean = ph.to_float(data.train_target[idx])
+            if info["blind"]:
+                sigma = torch.rand(len(idx), 1, 1, 1, generator=gen) * info["sigma_max"]
+            else:
+                sigma = torch.full((len(idx), 1, 1, 1), info["sigma"])
+            noise = torch.randn(clean.shape, generator=gen) * sigma / 255
+            noisy = torch.round((clean + noise).clamp(0, 1) * 255) / 255  # as stored: clipped, 8 bits
+            return noisy, clean
+
+        return ph.fit_pairs(
+            model,
+            len(data.train_target),
+            make_batch,
+            cfg,
+            log,
+            evaluate=lambda: self.evaluate(model, data, "val"),
+            checkpoint=checkpoint,
+        )
+
+    @staticmethod
+    def denoise(model: nn.Module, noisy: np.ndarray) -> np.ndarray:
+        return ph.to_uint8(ph.run_model(model, ph.to_float(torch.from_numpy(noisy.copy())[None])))
+
+    def evaluate(self, model: nn.Module, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
+        return ph.mean_quality([ph.image_quality(t, self.denoise(model, i)) for _, i, t in data.photos[split]])
+
+    def baseline(self, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
+        """The best (highest mean PSNR on this split) of TV, bilateral and wavelet denoising;
+        the noisy input and every classical method are reported beside it."""
+        per: dict[str, list] = {"noisy": []}
+        for _, noisy, clean in data.photos[split]:
+            per["noisy"].append(ph.image_quality(clean, noisy))
+            for k, v in classical_denoisers(noisy).items():
+                per.setdefault(k, []).append(ph.image_quality(clean, v))
+        means = {k: ph.mean_quality(v) for k, v in per.items()}
+        best = max((k for k in means if k != "noisy"), key=lambda k: means[k]["psnr"])
+        out = dict(means[best])
+        for k, m in means.items():
+            out |= {f"{k}_psnr": m["psnr"], f"{k}_ssim": m["ssim"]}
+        out["best_is_" + best] = 1.0
+        return out
+
+    def examples(self, model: nn.Module, data: ph.PhotoPairs) -> dict[str, Any]:
+        rows, lines = [], []
+        for name, noisy, clean in data.photos["test"]:
+            classic = classical_denoisers(noisy)
+            out = self.denoise(model, noisy)
+            q = {k: ph.image_quality(clean, v)["psnr"] for k, v in {"noisy": noisy, **classic, "model": out}.items()}
+            best = max(classic, key=q.get)
+            rows.append(
+                [
+                    (noisy, f"{name}: noisy {q['noisy']:.2f} dB"),
+                    (classic[best], f"{best} {q[best]:.2f} dB"),
+                    (out, f"model {q['model']:.2f} dB"),
+                    (clean, "target"),
+                ]
+            )
+            if not lines:
+                lines = ["| photo | " + " | ".join(q) + " |", "|---" * (len(q) + 1) + "|"]
+            lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in q.values()) + " |")
+        return {
+            "denoising_test_photos.png": ph.comparison_figure(rows, "denoising, PSNR on RGB (test photos)"),
+            "denoising_per_photo.md": "PSNR (dB) per test photo\n\n" + "\n".join(lines) + "\n",
+        }
+
+    # -- serving ------------------------------------------------------------------------------
+    def request_examples(self, data: ph.PhotoPairs, n: int) -> list[Request]:
+        return ph.photo_requests(data, n)
+
+    def bad_requests(self) -> list[tuple[Request, int, str]]:
+        return ph.photo_bad_requests(self.config_cls())
+
+    def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
+        return [ph.parse_photo(request, loaded.cfg)]
+
+    def forward(self, loaded: LoadedModel, batch: list[np.ndarray]) -> list[np.ndarray]:
+        return [self.denoise(loaded.module, img) for img in batch]
+
+    def postprocess(self, loaded: LoadedModel, output: np.ndarray) -> dict[str, Any]:
+        return ph.photo_answer(output)
