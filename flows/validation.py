@@ -124,7 +124,8 @@ def validate(manifest: pd.DataFrame, expectations: list[Expectation], suite: str
             k: v
             for k, v in (res.result or {}).items()
             if k in ("observed_value", "unexpected_count", "unexpected_percent", "partial_unexpected_list")
-            and v not in (None, [])
+            and v is not None
+            and not (isinstance(v, list) and not v)  # observed values may be numpy scalars: no `in` test
         }
         if res.exception_info and res.exception_info.get("raised_exception"):
             observed["error"] = res.exception_info.get("exception_message")

@@ -1,10 +1,12 @@
 """The Great Expectations gate on real manifests: good data passes, broken data fails by name."""
 
+import numpy as np
 import pandas as pd
 
 from flows.validation import validate
 from tasks_lib.core.data import add_leak_column, read_info, read_manifest
 from tasks_lib.core.registry import get_task
+from tasks_lib.core.task import Expectation
 
 
 def _suite(data_dir):
@@ -37,3 +39,12 @@ def test_broken_manifest_fails_naming_each_problem(digits_smoke_dir):
     assert 5 <= len(report.failed) <= 6
     md = report.to_markdown()
     assert f"FAILED ({len(report.failed)} of" in md and "no sample in two splits" in md
+
+
+def test_numeric_observed_values_are_reported():
+    """GX returns numpy scalars as observed values for aggregate expectations (e.g. a column mean)."""
+    df = pd.DataFrame({"x": np.arange(10, dtype=np.float64)})
+    exp = Expectation("expect_column_mean_to_be_between", {"column": "x", "min_value": 100, "max_value": 200})
+    report = validate(df, [exp], "numeric")
+    assert not report.success
+    assert report.checks[0].observed["observed_value"] == 4.5
