@@ -83,7 +83,8 @@ class Encoder:
         toks = tokenize(text)[: self.max_tokens]
         ids = [self.index.get(w, UNK_ID) for w in toks]
         if self.n_buckets:
-            ids += [self.vocab_size + stable_hash(f"{a} {b}") % self.n_buckets for a, b in zip(toks, toks[1:], strict=False)]
+            pairs = zip(toks, toks[1:], strict=False)
+            ids += [self.vocab_size + stable_hash(f"{a} {b}") % self.n_buckets for a, b in pairs]
         return ids[: self.max_len]
 
     def encode(self, text: str) -> np.ndarray:
@@ -121,7 +122,7 @@ def texts_from_request(
             raise InvalidInput("'texts' must be a non-empty list of strings", status=422)
         if len(texts) > max_items:
             raise InvalidInput(f"'texts' has {len(texts)} items, at most {max_items}", status=413)
-        return [check_text(t, f"texts[{i}]", max_chars) for i, t in enumerate(texts)]
+        return [check_text(t, f"texts item {i}", max_chars) for i, t in enumerate(texts)]
     return [check_text(request.get("text"), "text", max_chars)]
 
 
@@ -398,7 +399,7 @@ class TextClassifierBase(Task):
             ({"text": "word " * 2000}, 413, "too long"),
             ({"texts": ["fine", 42]}, 422, "must be a string"),
             ({"texts": []}, 422, "non-empty list"),
-            ({"texts": ["fine", ""]}, 422, "texts[1]"),
+            ({"texts": ["fine", ""]}, 422, "texts item 1"),
             ({"image": b"\x89PNG"}, 422, "not used"),
         ]
 

@@ -26,7 +26,7 @@ class AGNewsData(TextClassificationData):
 
 @dataclass(frozen=True)
 class TextClassificationConfig(TaskConfig):
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-2
     weight_decay: float = 0.0
@@ -53,7 +53,7 @@ class TextClassification(TextClassifierBase):
     max_text_chars = 2000
     profiles = {
         "smoke": {"data": {"max_samples": 800}, "train": {"epochs": 6, "dim": 32}},
-        "quick": {"train": {"epochs": 12}},
+        "quick": {"train": {"epochs": 10}},
         "full": {"data": {"bigram_buckets": 262144}, "train": {"epochs": 20, "dim": 128}},
     }
 

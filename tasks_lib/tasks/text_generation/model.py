@@ -33,7 +33,7 @@ class Block(nn.Module):
 
 
 class CharGPT(nn.Module):
-    """Token + learned position embeddings, ``layers`` blocks, final norm, head tied to the embedding."""
+    """Token + learned position embeddings, ``layers`` blocks, final norm, linear head (untied: safetensors bundles store no shared tensors)."""
 
     def __init__(self, vocab_size: int, block_size: int, dim: int, layers: int, heads: int, dropout: float):
         super().__init__()
@@ -46,7 +46,6 @@ class CharGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
         self.ln = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab_size, bias=False)
-        self.head.weight = self.tok.weight  # weight tying
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2: scaled init of the residual projections
             if name.endswith(("proj.weight", "mlp.2.weight")):
