@@ -27,9 +27,9 @@ class SST2Data(TextClassificationData):
 
 @dataclass(frozen=True)
 class SentimentConfig(TaskConfig):
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 1e-4
     dim: int = 64  # word embedding width
     filters: int = 64  # per convolution width
@@ -50,7 +50,7 @@ class SentimentAnalysis(TextClassifierBase):
     max_text_chars = 400
     profiles = {
         "smoke": {"data": {"max_samples": 2500, "val_fraction": 0.1}, "train": {"epochs": 4, "dim": 32, "filters": 32}},
-        "quick": {"train": {"epochs": 3}},
+        "quick": {"train": {"epochs": 2}},
         "full": {"train": {"epochs": 8, "dim": 128, "filters": 128, "widths": "2,3,4,5"}},
     }
 
