@@ -33,7 +33,10 @@ class Block(nn.Module):
 
 
 class CharGPT(nn.Module):
-    """Token + learned position embeddings, ``layers`` blocks, final norm, linear head (untied: safetensors bundles store no shared tensors)."""
+    """Token + learned position embeddings, ``layers`` blocks, final norm, linear head.
+
+    The head is not tied to the token embedding: safetensors bundles refuse shared tensors.
+    """
 
     def __init__(self, vocab_size: int, block_size: int, dim: int, layers: int, heads: int, dropout: float):
         super().__init__()
