@@ -65,3 +65,17 @@ def test_config_layers_profile_params_overrides_in_order():
         task.configs("smoke", data_overrides={"source": "mnist"})
     with pytest.raises(ValueError, match="unknown key"):
         task.configs("smoke", params={"trian": {}})
+
+
+def test_params_yaml_leaves_profile_data_settings_to_the_profiles():
+    """params.yaml overrides profiles: a data key set there would make smoke runs full size."""
+    import yaml
+
+    from flows.settings import PROJECT_ROOT
+
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    assert sorted(params["tasks"]) == task_names()  # every task has a DVC stage, and only those
+    for name in params["tasks"]:
+        set_by_profiles = {k for p in get_task(name).profiles.values() for k in p.get("data", {})}
+        clash = set(params[name].get("data") or {}) & set_by_profiles
+        assert not clash, f"{name}: params.yaml sets {sorted(clash)}, which its profiles set"
