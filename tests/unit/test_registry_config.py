@@ -76,6 +76,9 @@ def test_params_yaml_leaves_profile_data_settings_to_the_profiles():
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     assert sorted(params["tasks"]) == task_names()  # every task has a DVC stage, and only those
     for name in params["tasks"]:
+        task = get_task(name)
+        for profile in task.profiles:
+            task.configs(profile, params[name])  # every section builds valid configs (unknown keys fail)
         set_by_profiles = {k for p in get_task(name).profiles.values() for k in p.get("data", {})}
         clash = set(params[name].get("data") or {}) & set_by_profiles
         assert not clash, f"{name}: params.yaml sets {sorted(clash)}, which its profiles set"
