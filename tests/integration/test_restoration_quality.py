@@ -27,23 +27,32 @@ def _train(name, tmp_path, data, train, untrained=False):
     return (*out, before) if untrained else out
 
 
+# Measured at these settings (2 cores): SR 27.03 dB vs untrained 26.42 / PIL bicubic 26.18;
+# denoising 25.73 vs noisy 20.84 / TV 24.35; enhancement 20.73 vs histogram equalisation 18.65.
+
+
+@pytest.mark.slow
 def test_super_resolution_beats_bicubic(tmp_path):
     m, base, before = _train(
-        "super_resolution", tmp_path, {"patch_size": 24}, {"epochs": 6, "width": 16, "depth": 3}, untrained=True
+        "super_resolution", tmp_path, {"patch_size": 24}, {"epochs": 15, "width": 16, "depth": 3}, untrained=True
     )
     # the untrained network is torch's bicubic (its skip path): training must add to it, not only PIL vs torch
     assert m["psnr_y"] > before["psnr_y"] + SR_MARGIN
     assert m["psnr_y"] > base["psnr_y"] + SR_MARGIN
 
 
+@pytest.mark.slow
 def test_denoising_beats_the_noisy_input_and_tv(tmp_path):
-    m, base = _train("denoising", tmp_path, {"patch_size": 32}, {"epochs": 6, "width": 16, "depth": 5})
+    m, base = _train("denoising", tmp_path, {"patch_size": 32}, {"epochs": 15, "width": 16, "depth": 5})
     assert m["psnr"] > base["noisy_psnr"] + DN_MARGIN_NOISY
     assert m["psnr"] > base["tv_psnr"]
 
 
+@pytest.mark.slow
 def test_enhancement_beats_classical(tmp_path):
-    m, base = _train("image_enhancement", tmp_path, {"patch_size": 32}, {"epochs": 6, "width": 8})
+    m, base = _train(
+        "image_enhancement", tmp_path, {"patch_size": 32, "patches_per_photo": 48}, {"epochs": 25, "width": 16}
+    )
     assert m["psnr"] > base["psnr"] + EN_MARGIN
 
 

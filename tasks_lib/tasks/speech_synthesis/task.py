@@ -445,8 +445,7 @@ class SpeechSynthesis(Task):
             ({"text": "   "}, 422, "empty"),
             ({"text": "a" * (MAX_TEXT_CHARS + 1)}, 413, "too long"),
             ({"text": "naïve café ☃"}, 422, "cannot be spoken"),
-            ({"text": 42}, 422, "must be a string"),
-            ({"audio": b"RIFF"}, 422, "not used"),
+            ({"audio": b"RIFF"}, 422, "not used"),  # (a non-string text gets 400 from BentoML's schema)
         ]
 
     def parse_request(self, loaded: LoadedModel, request: Request) -> list[str]:
