@@ -201,3 +201,47 @@ def predict_batches(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             outs.append(model(x).float().cpu())
     return torch.cat(outs) if outs else torch.empty(0)
+
+
+@dataclass
+class Loop:
+    """Optimiser, one-cycle schedule and first epoch of a task's own training loop (resumed if checkpointed)."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.OneCycleLR
+    start_epoch: int
+
+
+def start_loop(
+    model: nn.Module,
+    cfg: TaskConfig,
+    steps_per_epoch: int,
+    gen: torch.Generator,
+    checkpoint: Path | None,
+    device: torch.device,
+    pct_start: float = 0.25,
+) -> Loop:
+    """For custom loops (CTC, GAN, RL ...): AdamW/SGD + one-cycle, resumed from ``checkpoint`` when present."""
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, pct_start=pct_start, total_steps=max(cfg.epochs * steps_per_epoch, 10)
+    )
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        gen.set_state(state["rng"])
+        start_epoch = state["epoch"] + 1
+    return Loop(optimizer, scheduler, start_epoch)
+
+
+def save_loop(checkpoint: Path | None, model: nn.Module, loop: Loop, gen: torch.Generator, epoch: int) -> None:
+    """Checkpoint what :func:`start_loop` resumes from (no-op without a checkpoint path)."""
+    if checkpoint is None:
+        return
+    Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": model.state_dict(), "optimizer": loop.optimizer.state_dict()}
+    state |= {"scheduler": loop.scheduler.state_dict(), "rng": gen.get_state(), "epoch": epoch}
+    torch.save(state, checkpoint)

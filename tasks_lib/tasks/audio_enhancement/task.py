@@ -287,20 +287,10 @@ class AudioEnhancement(Task):
         seg = int(cfg.segment_seconds * data.info["sample_rate"])
         n_batches = max(1, len(noisy) // cfg.batch_size)
         steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n_batches
-        optimizer = engine.make_optimizer(model, cfg)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, pct_start=0.15, total_steps=max(cfg.epochs * steps_per_epoch, 10)
-        )
-        start_epoch = 0
-        if checkpoint is not None and Path(checkpoint).exists():
-            state = torch.load(checkpoint, map_location=device, weights_only=False)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            gen.set_state(state["rng"])
-            start_epoch = state["epoch"] + 1
+        loop = engine.start_loop(model, cfg, steps_per_epoch, gen, checkpoint, device, pct_start=0.15)
+        optimizer, scheduler = loop.optimizer, loop.scheduler
         steps, seen, train_seconds = 0, 0, 0.0
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(loop.start_epoch, cfg.epochs):
             model.train()
             t0 = time.perf_counter()
             perm = torch.randperm(len(noisy), generator=gen).numpy()
@@ -331,13 +321,7 @@ class AudioEnhancement(Task):
                 m = enhancement_metrics(data.clean["val"], data.noisy["val"], val, list(data.rows["val"].noise), False)
                 metrics["val_si_sdr_improvement"] = m["si_sdr_improvement"]
             log(metrics, epoch)
-            if checkpoint is not None:
-                Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-                torch.save(
-                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "rng": gen.get_state(), "epoch": epoch},
-                    checkpoint,
-                )  # fmt: skip
+            engine.save_loop(checkpoint, model, loop, gen, epoch)
         model.eval()
         return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
 
