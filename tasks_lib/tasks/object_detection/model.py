@@ -8,15 +8,15 @@ on a CPU in minutes at 128x128 input.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torchvision.models.detection import FCOS
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.fcos import FCOSHead
-from torchvision.ops import FeaturePyramidNetwork
 
 from tasks_lib.tasks.image_classification.model import BasicBlock
+
+if TYPE_CHECKING:  # torchvision is imported where it is used: importing it takes seconds
+    from torchvision.models.detection import FCOS
 
 
 def _down(c_in: int, c_out: int) -> nn.Sequential:
@@ -27,6 +27,8 @@ class PyramidBackbone(nn.Module):
     """Residual CNN giving strides 8, 16, 32 through a feature pyramid (``out_channels`` each)."""
 
     def __init__(self, width: int = 16, out_channels: int = 64):
+        from torchvision.ops import FeaturePyramidNetwork
+
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
@@ -60,6 +62,10 @@ def build_fcos(
     ``object_scale`` sets the per-level size ranges: level l (stride 8 * 2**l) handles objects
     whose largest centre-to-side distance lies in [4 s_l, 8 s_l) with s_l = object_scale * 2**l.
     """
+    from torchvision.models.detection import FCOS
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.fcos import FCOSHead
+
     backbone = PyramidBackbone(width, fpn_channels)
     sizes = tuple((object_scale * 2**level,) for level in range(3))
     anchors = AnchorGenerator(sizes, ((1.0,),) * 3)
