@@ -148,7 +148,7 @@ class SpeechRecognition(Task):
             },
             "train": {"epochs": 2, "width": 32, "blocks": 2, "n_mels": 32},
         },
-        "quick": {"train": {"epochs": 14}},
+        "quick": {"data": {"synth_train": 2400}, "train": {"epochs": 36}},
         "full": {
             "data": {"synth_train": 6000, "synth_val": 300, "synth_test": 500},
             "train": {"epochs": 60, "width": 256, "blocks": 12},
