@@ -82,7 +82,7 @@ class Captioner(nn.Module):
     def decode(self, memory: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Logits B x T x V for every prefix of ``tokens`` (B x T, starting with <bos>)."""
         t = tokens.shape[1]
-        mask = nn.Transformer.generate_square_subsequent_mask(t, device=tokens.device)
+        mask = torch.ones(t, t, dtype=torch.bool, device=tokens.device).triu(1)  # True = may not attend
         h = self.embed(tokens) + self.pos[:, :t]
         h = self.decoder(h, memory, tgt_mask=mask, tgt_is_causal=True, tgt_key_padding_mask=tokens == PAD_ID)
         return self.head(self.norm(h))
