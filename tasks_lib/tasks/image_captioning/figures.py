@@ -20,8 +20,13 @@ def captions_figure(images: np.ndarray, hypotheses: list[str], references: list[
         exact = hyp in refs
         ax.set_title("\n".join(textwrap.wrap(hyp or "(empty)", 32)), fontsize=7, color="green" if exact else "red")
         ax.text(
-            0.5, -0.04, "\n".join(textwrap.wrap(f"ref: {refs[0]}", 36)), transform=ax.transAxes,
-            ha="center", va="top", fontsize=6.5,
+            0.5,
+            -0.04,
+            "\n".join(textwrap.wrap(f"ref: {refs[0]}", 36)),
+            transform=ax.transAxes,
+            ha="center",
+            va="top",
+            fontsize=6.5,
         )
     fig.suptitle("test split: predicted caption (green = equals the reference) over the reference", fontsize=9)
     fig.tight_layout()

@@ -169,9 +169,7 @@ class ImageCaptioning(Task):
         rng = np.random.default_rng(dcfg.scene_seed)
         parts = []
         for sp, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-            x, caps = scenes.generate(
-                rng, n, s, held_out, sp == "test", dcfg.two_object_fraction, small, large
-            )
+            x, caps = scenes.generate(rng, n, s, held_out, sp == "test", dcfg.two_object_fraction, small, large)
             parts.append((x, caps, sp))
         x = np.concatenate([p[0] for p in parts])
         caps = [[c] for p in parts for c in p[1]]
@@ -536,4 +534,3 @@ def nearest_captions(data: CaptionSet, split: str) -> list[str]:
         nearest = torch.cdist(q, train).argmin(1).tolist()
         out += [data.captions["train"][j][0] for j in nearest]
     return out
-
