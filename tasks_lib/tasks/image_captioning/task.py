@@ -125,7 +125,7 @@ class ImageCaptioning(Task):
             "data": {"n_scenes": 90},
             "train": {"epochs": 2, "batch_size": 16, "width": 8, "dim": 32, "layers": 1, "heads": 2, "val_images": 20},
         },
-        "quick": {"data": {"n_scenes": 6000}, "train": {"epochs": 12}},
+        "quick": {"data": {"n_scenes": 6000}, "train": {"epochs": 8}},  # ~50 CPU s per epoch (1 thread)
         "full": {
             "data": {"n_scenes": 40000, "image_size": 96},
             "train": {"epochs": 40, "batch_size": 128, "width": 48, "dim": 256, "layers": 4, "heads": 8},
