@@ -12,7 +12,7 @@ from tasks_lib.core.registry import get_task
 TASK = "image_captioning"
 
 
-@pytest.mark.slow  # CALIBRATION_NOTE
+@pytest.mark.slow  # 1,400 training scenes, 6 epochs of a small net: 219 s wall on 2 loaded cores (1 thread)
 def test_small_captioner_beats_retrieval_on_unseen_combinations(tmp_path):
     task = get_task(TASK)
     dcfg, cfg = task.configs(
@@ -29,6 +29,7 @@ def test_small_captioner_beats_retrieval_on_unseen_combinations(tmp_path):
     m = task.evaluate(model, data, "test")
     b = task.baseline(data, "test")
     print(f"model {m} baseline {b} in {time.perf_counter() - t0:.1f}s")
-    # CALIBRATION_RESULT
-    assert m["bleu4"] > b["bleu4"] + 0.15
-    assert m["cider"] > b["cider"] + 1.0
+    # Measured (CPU, deterministic): BLEU-4 0.359 vs retrieval 0.171, CIDEr-D 2.33 vs 1.17. The asserts ask
+    # for half of each gap; an untrained captioner scores ~0.005 BLEU-4 (smoke flow run).
+    assert m["bleu4"] > b["bleu4"] + 0.09
+    assert m["cider"] > b["cider"] + 0.5
