@@ -121,6 +121,18 @@ def _write_wav(path, seconds: float, sr: int, freq: float) -> None:
     sf.write(path, 0.2 * np.sin(2 * np.pi * freq * t), sr, subtype="PCM_16")
 
 
+def test_lexicon_snapping_hand_computed():
+    from tasks_lib.tasks.speech_recognition.model import edit_distance, snap_to_lexicon
+
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance("", "four") == 4 and edit_distance("four", "four") == 0
+    lexicon = ["eight", "four", "three", "two"]
+    assert snap_to_lexicon("thre fov ight", lexicon) == "three four eight"
+    assert snap_to_lexicon("two four", lexicon) == "two four"  # known words are kept
+    assert snap_to_lexicon("tw", ["two", "to"]) == "two"  # a tie goes to the word listed first
+    assert snap_to_lexicon("thre", []) == "thre"
+
+
 def test_fsdd_loader_reads_the_upstream_layout(tmp_path):
     rec = tmp_path / "free-spoken-digit-dataset" / "recordings"
     rec.mkdir(parents=True)

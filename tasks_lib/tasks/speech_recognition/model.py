@@ -111,3 +111,26 @@ def beam_decode(log_probs: np.ndarray, vocab: str, beam: int = 8, prune: float =
         beams = dict(sorted(((k, tuple(v)) for k, v in nxt.items()), key=lambda kv: -np.logaddexp(*kv[1]))[:beam])
     best = max(beams.items(), key=lambda kv: np.logaddexp(*kv[1]))[0]
     return " ".join("".join(vocab[k - 1] for k in best).split())
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings (insertions, deletions, substitutions cost 1)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def snap_to_lexicon(text: str, lexicon: list[str]) -> str:
+    """Closed-vocabulary decoding: each word becomes the nearest lexicon word by edit distance.
+
+    The recogniser is trained on a fixed vocabulary (digits and a small grammar), so a
+    misspelt word ("thre", "fov") is mapped to the word it was closest to ("three", "four").
+    Ties go to the word listed first; an empty lexicon leaves the text unchanged.
+    """
+    if not lexicon:
+        return text
+    known = set(lexicon)
+    return " ".join(w if w in known else min(lexicon, key=lambda v: edit_distance(w, v)) for w in text.split())
