@@ -155,7 +155,7 @@ class AudioEnhancement(Task):
     default_source = "fsdd_noise"
     profiles = {
         "smoke": {"data": {"max_samples": 120, "train_mixtures": 1}, "train": {"epochs": 2, "width": 16}},
-        "quick": {"train": {"epochs": 5}},
+        "quick": {"train": {"epochs": 20}},
         "full": {
             "data": {"train_mixtures": 6},
             "train": {"epochs": 40, "width": 128, "bottleneck_blocks": 6, "segment_seconds": 1.0},
