@@ -79,6 +79,7 @@ class TrackingConfig(TaskConfig):
     head_convs: int = 1
     # the tracker (tracker.TrackerParams)
     det_score: float = 0.4
+    nms_iou: float = 0.5
     iou_gate: float = 0.2
     min_hits: int = 3
     max_age: int = 6
@@ -101,7 +102,7 @@ class TrackingSet:
     seqs: dict[str, list[Sequence]]
     info: dict[str, Any]
     detections: dict[str, list[list[tuple]]] = field(default_factory=dict)  # per split, left by evaluate
-    det_score: dict[str, float] = field(default_factory=dict)  # the score threshold evaluate tracked them with
+    selection: dict[str, tuple[float, float]] = field(default_factory=dict)  # (det_score, nms_iou) evaluate used
 
 
 def tracker_params(cfg: TrackingConfig) -> TrackerParams:
@@ -461,19 +462,19 @@ class ObjectTracking(Task):
         The detections are left on ``data`` for :meth:`baseline`, which links the same ones greedily.
         """
         data.detections[split] = [self.detect(model, q.frames) for q in data.seqs[split]]
-        data.det_score[split] = model.params.det_score
+        data.selection[split] = (model.params.det_score, model.params.nms_iou)
         tracks = [track([(b, s) for b, s, _ in dets], model.params) for dets in data.detections[split]]
         return self._score(data, split, tracks) | self._det_map(data, split)
 
     def baseline(self, data: TrackingSet, split: str = "test") -> dict[str, float]:
         """Greedy IoU linking (no motion model, no memory) of the detections ``evaluate`` made on this split,
-        above the same score threshold."""
+        selected as the tracker selects them (score threshold, class-agnostic NMS)."""
         if split not in data.detections:
             raise ValueError(
                 "the baseline links the detections of the evaluated model: call evaluate(model, data, split) first"
             )
-        thr = data.det_score[split]
-        tracks = [greedy_iou_tracks([(b, s) for b, s, _ in dets], thr) for dets in data.detections[split]]
+        thr, nms_iou = data.selection[split]
+        tracks = [greedy_iou_tracks([(b, s) for b, s, _ in d], thr, nms_iou) for d in data.detections[split]]
         return self._score(data, split, tracks) | self._det_map(data, split)
 
     def examples(self, model: TrackingModel, data: TrackingSet) -> dict[str, Any]:
@@ -483,7 +484,8 @@ class ObjectTracking(Task):
         b = self.baseline(data, "test")
         seqs = data.seqs["test"][:3]
         tracks = [track([(bx, s) for bx, s, _ in dets], model.params) for dets in data.detections["test"][:3]]
-        greedy = [greedy_iou_tracks([(bx, s) for bx, s, _ in d], model.params.det_score) for d in data.detections["test"][:3]]
+        p = model.params
+        greedy = [greedy_iou_tracks([(bx, s) for bx, s, _ in d], p.det_score, p.nms_iou) for d in data.detections["test"][:3]]
         keys = ("mota", "idf1", "id_switches", "motp", "precision", "recall", "false_positives", "misses", "det_map_50")
         lines = ["| metric (test) | Kalman + Hungarian | greedy IoU (same detections) |", "|---|---|---|"]
         lines += [f"| {k} | {m[k]:.4g} | {b[k]:.4g} |" for k in keys]

@@ -28,6 +28,7 @@ Track = tuple[int, list[tuple[int, np.ndarray, float]]]  # (id, [(frame index 0-
 @dataclass(frozen=True)
 class TrackerParams:
     det_score: float = 0.4  # detections below this score are not used
+    nms_iou: float = 0.5  # class-agnostic NMS first: the detector's NMS is per class, one object can get two labels
     iou_gate: float = 0.2  # a detection may continue a track only above this IoU with its prediction
     min_hits: int = 3  # matched frames before a track is confirmed
     max_age: int = 6  # frames a track coasts without a detection before it is deleted
@@ -97,13 +98,27 @@ def _renumber(tracks: list[list[tuple[int, np.ndarray, float]]]) -> list[Track]:
     return [(i, t) for i, t in enumerate(tracks, start=1)]
 
 
+def select(boxes: np.ndarray, scores: np.ndarray, min_score: float, nms_iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """Detections scoring at least ``min_score``, then class-agnostic greedy NMS at ``nms_iou`` (1 = none)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    keep = scores >= min_score
+    boxes, scores = boxes[keep], scores[keep]
+    order = np.argsort(-scores, kind="stable")
+    iou = box_iou(boxes, boxes)
+    chosen: list[int] = []
+    for i in order:
+        if nms_iou >= 1 or all(iou[i, j] <= nms_iou for j in chosen):
+            chosen.append(int(i))
+    return boxes[chosen], scores[chosen]
+
+
 def track(detections: Detections, p: TrackerParams) -> list[Track]:
     """Track a clip: per frame detections -> confirmed tracks with their matched boxes."""
     live: list[_Track] = []
     done: list[_Track] = []
     for t, (boxes, scores) in enumerate(detections):
-        keep = np.asarray(scores) >= p.det_score
-        boxes, scores = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[keep], np.asarray(scores)[keep]
+        boxes, scores = select(boxes, scores, p.det_score, p.nms_iou)
         predicted = np.array([tr.kf.predict() for tr in live]).reshape(-1, 4)
         iou = box_iou(predicted, boxes)
         matched_tracks, matched_dets = set(), set()
@@ -133,13 +148,15 @@ def track(detections: Detections, p: TrackerParams) -> list[Track]:
     return _renumber([tr.frames for tr in done + live if tr.confirmed])
 
 
-def greedy_iou_tracks(detections: Detections, det_score: float, iou_threshold: float = 0.3) -> list[Track]:
-    """The baseline: link each frame's detections to the previous frame's boxes, best IoU first."""
+def greedy_iou_tracks(
+    detections: Detections, det_score: float, nms_iou: float = 1.0, iou_threshold: float = 0.3
+) -> list[Track]:
+    """The baseline: link each frame's detections (selected as the tracker selects them) to the previous
+    frame's boxes, best IoU first."""
     finished: list[list] = []
     prev: list[list] = []  # tracks that had a box in the previous frame
     for t, (boxes, scores) in enumerate(detections):
-        keep = np.asarray(scores) >= det_score
-        boxes, scores = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[keep], np.asarray(scores)[keep]
+        boxes, scores = select(boxes, scores, det_score, nms_iou)
         iou = box_iou(np.array([tr[-1][1] for tr in prev]).reshape(-1, 4), boxes)
         pairs = sorted(((iou[i, j], i, j) for i in range(iou.shape[0]) for j in range(iou.shape[1])), reverse=True)
         used_t, used_d, now = set(), set(), []
