@@ -65,7 +65,7 @@ def test_read_sequence_folder_with_seqinfo_and_resize(tmp_path):
     assert find_sequences(tmp_path) == [seq_dir]
     seq = read_sequence(seq_dir)
     assert seq.name == "MOT17-02-DPM" and seq.fps == 30 and seq.frames.shape == (2, 160, 320, 3)
-    assert seq.det is not None and len(seq.det) == 2
+    assert seq.det is not None and len(seq.det) == 2 and seq.declared_length == 2
     small = read_sequence(seq_dir, size=64)  # 320 x 160 -> 64 x 64: x scaled by 0.2, y by 0.4
     assert small.frames.shape == (2, 64, 64, 3)
     np.testing.assert_allclose(small.gt[0, 2:6], [2, 8, 8, 24])

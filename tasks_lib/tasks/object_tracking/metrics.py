@@ -67,7 +67,9 @@ def mot_metrics(sequences: list[tuple[np.ndarray, list[Track], int]]) -> dict[st
 
     accs = [accumulate(gt, tracks, n) for gt, tracks, n in sequences]
     mh = mm.metrics.create()
-    summary = mh.compute_many(accs, metrics=list(_NAMES), names=[str(i) for i in range(len(accs))], generate_overall=True)
+    summary = mh.compute_many(
+        accs, metrics=list(_NAMES), names=[str(i) for i in range(len(accs))], generate_overall=True
+    )
     row = summary.loc["OVERALL"]
     out = {}
     for key, name in _NAMES.items():

@@ -32,6 +32,7 @@ class Sequence:
     gt: np.ndarray
     fps: float
     det: np.ndarray | None = None  # public detections (det.txt), when the folder has them
+    declared_length: int | None = None  # seqinfo.ini's seqLength, when it says
 
     def boxes_in(self, frame: int, table: np.ndarray | None = None) -> np.ndarray:
         """Rows of ``table`` (default gt) for 1-based ``frame``."""
@@ -132,7 +133,8 @@ def read_sequence(seq_dir: Path, size: int | None = None) -> Sequence:
             table[:, [2, 4]] *= sx
             table[:, [3, 5]] *= sy
     fps = float(info.get("frameRate", 0) or 0)
-    return Sequence(info.get("name", seq_dir.name), np.stack(frames), gt, fps, det)
+    declared = int(info["seqLength"]) if info.get("seqLength") else None
+    return Sequence(info.get("name", seq_dir.name), np.stack(frames), gt, fps, det, declared)
 
 
 def find_sequences(root: Path) -> list[Path]:

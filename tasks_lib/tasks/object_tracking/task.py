@@ -55,7 +55,7 @@ class TrackingData(DataConfig):
     fps: float = 10.0  # generated: frame rate written to seqinfo.ini
     min_objects: int = 2  # generated: objects per sequence
     max_objects: int = 5
-    min_object: float = 0.12  # generated object side, fraction of image_size (log-uniform)
+    min_object: float = 0.15  # generated object side, fraction of image_size (log-uniform)
     max_object: float = 0.3
     min_speed: float = 0.008  # generated speed, fraction of image_size per frame
     max_speed: float = 0.025
@@ -221,7 +221,9 @@ class ObjectTracking(Task):
                 s.det = None
                 seqs.append(s)
             if len(seqs) < 3:
-                raise ValueError(f"{dcfg.path}: {len(seqs)} sequence(s) with gt/gt.txt; need at least 3 (train/val/test)")
+                raise ValueError(
+                    f"{dcfg.path}: {len(seqs)} sequence(s) with gt/gt.txt; need at least 3 (train/val/test)"
+                )
             return seqs, ["object"]
         raise ValueError(f"unknown source {dcfg.source}")
 
@@ -251,7 +253,9 @@ class ObjectTracking(Task):
             "image_size": s,
             "n_frames": dcfg.n_frames if dcfg.source == "sequences" else None,
             "n_sequences": {sp: int((split == sp).sum()) for sp in SPLITS},
-            "n_frames_per_split": {sp: int(sum(len(q.frames) for q, x in zip(seqs, split, strict=True) if x == sp)) for sp in SPLITS},
+            "n_frames_per_split": {
+                sp: int(sum(len(q.frames) for q, x in zip(seqs, split, strict=True) if x == sp)) for sp in SPLITS
+            },
             "max_objects": int(manifest["n_boxes"].max()),
         }
         return Prepared(manifest=manifest, info=info)
@@ -260,6 +264,9 @@ class ObjectTracking(Task):
     def _manifest_rows(seq: Sequence, sp: str, s: int) -> pd.DataFrame:
         """One row per frame: what GX can check cheaply about its boxes and ids."""
         seq_sha1 = sha1_bytes(seq.frames.tobytes())
+        n = len(seq.frames)
+        missing = (seq.declared_length if seq.declared_length is not None else n) - n
+        outside = int(((seq.gt[:, 0] < 1) | (seq.gt[:, 0] > n)).sum())
         recs, prev = [], {}
         for t in range(1, len(seq.frames) + 1):
             rows = seq.boxes_in(t)
@@ -278,7 +285,9 @@ class ObjectTracking(Task):
                     "split": sp,
                     "sequence": seq.name,
                     "frame": t,
-                    "seq_length": len(seq.frames),
+                    "seq_length": n,
+                    "missing_frames": missing,  # seqinfo.ini's seqLength - frames in img1/
+                    "gt_rows_outside": outside,  # gt.txt rows whose frame is not in the sequence
                     "fps": seq.fps,
                     "height": seq.frames.shape[1],
                     "width": seq.frames.shape[2],
@@ -303,7 +312,9 @@ class ObjectTracking(Task):
         s, n = info["image_size"], len(info["classes"])
 
         def between(col: str, lo: float, hi: float, why: str, **kw) -> Expectation:
-            return Expectation("expect_column_values_to_be_between", {"column": col, "min_value": lo, "max_value": hi, **kw}, why)
+            return Expectation(
+                "expect_column_values_to_be_between", {"column": col, "min_value": lo, "max_value": hi, **kw}, why
+            )
 
         exp = [
             Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few frames to train on"),
@@ -318,6 +329,16 @@ class ObjectTracking(Task):
             between("frame", 1, 100000, "frames are numbered from 1"),
             between("seq_length", 2, 100000, "a sequence has at least two frames to track over"),
             between("n_boxes", 0, 200, "at most 200 objects in a frame"),
+            Expectation(
+                "expect_column_values_to_be_in_set",
+                {"column": "missing_frames", "value_set": [0]},
+                "every frame seqinfo.ini announces (seqLength) is in img1/",
+            ),
+            Expectation(
+                "expect_column_values_to_be_in_set",
+                {"column": "gt_rows_outside", "value_set": [0]},
+                "every gt.txt row belongs to a frame of the sequence",
+            ),
             between("min_class", 1, n, f"classes index the {n} classes (1-based, as in MOT)"),
             between("max_class", 1, n, f"classes index the {n} classes (1-based, as in MOT)"),
             Expectation(
@@ -384,7 +405,9 @@ class ObjectTracking(Task):
             )
         model.detector.load_state_dict(usable, strict=False)
 
-    def fit(self, model: TrackingModel, data: TrackingSet, cfg: TrackingConfig, log, checkpoint=None) -> engine.FitResult:
+    def fit(
+        self, model: TrackingModel, data: TrackingSet, cfg: TrackingConfig, log, checkpoint=None
+    ) -> engine.FitResult:
         gen = engine.seed_everything(cfg.seed)
         device = engine.pick_device()
         if cfg.detector:
@@ -396,7 +419,9 @@ class ObjectTracking(Task):
             for t in range(1, len(q.frames) + 1):
                 r = q.boxes_in(t)
                 r = r[(r[:, 6] > 0) & (r[:, 4] > r[:, 2]) & (r[:, 5] > r[:, 3])]
-                targets.append((r[:, 2:6].astype(np.float32), r[:, 7].astype(np.int64)))  # MOT class = torchvision label
+                targets.append(
+                    (r[:, 2:6].astype(np.float32), r[:, 7].astype(np.int64))
+                )  # MOT class = torchvision label
         n = len(x)
         steps_per_epoch = max(1, n // cfg.batch_size)
         if cfg.max_steps_per_epoch:
@@ -412,7 +437,10 @@ class ObjectTracking(Task):
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 images = self._od._tensors(x[idx], device)
                 tg = [
-                    {"boxes": torch.from_numpy(targets[j][0]).to(device), "labels": torch.from_numpy(targets[j][1]).to(device)}
+                    {
+                        "boxes": torch.from_numpy(targets[j][0]).to(device),
+                        "labels": torch.from_numpy(targets[j][1]).to(device),
+                    }
                     for j in idx
                 ]
                 losses = model.detector(images, tg)
@@ -485,7 +513,9 @@ class ObjectTracking(Task):
         seqs = data.seqs["test"][:3]
         tracks = [track([(bx, s) for bx, s, _ in dets], model.params) for dets in data.detections["test"][:3]]
         p = model.params
-        greedy = [greedy_iou_tracks([(bx, s) for bx, s, _ in d], p.det_score, p.nms_iou) for d in data.detections["test"][:3]]
+        greedy = [
+            greedy_iou_tracks([(bx, s) for bx, s, _ in d], p.det_score, p.nms_iou) for d in data.detections["test"][:3]
+        ]
         keys = ("mota", "idf1", "id_switches", "motp", "precision", "recall", "false_positives", "misses", "det_map_50")
         lines = ["| metric (test) | Kalman + Hungarian | greedy IoU (same detections) |", "|---|---|---|"]
         lines += [f"| {k} | {m[k]:.4g} | {b[k]:.4g} |" for k in keys]
