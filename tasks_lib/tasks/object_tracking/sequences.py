@@ -18,6 +18,14 @@ from tasks_lib.core import synthetic
 from tasks_lib.tasks.object_tracking.mot import Sequence
 
 
+def _full_box(o: synthetic.SceneObject, size: int) -> list[float] | None:
+    """The object's whole silhouette box (as if nothing hid it), clipped to the frame; None when outside."""
+    ys, xs = np.nonzero(synthetic.object_alpha(o.kind, o.size) > 0.5)
+    x1, y1 = max(0, o.x + xs.min()), max(0, o.y + ys.min())
+    x2, y2 = min(size, o.x + xs.max() + 1), min(size, o.y + ys.max() + 1)
+    return [float(x1), float(y1), float(x2), float(y2)] if x2 > x1 and y2 > y1 else None
+
+
 def generate_sequence(
     rng: np.random.Generator,
     name: str,
@@ -59,9 +67,13 @@ def generate_sequence(
         ]
         img, boxes, visible = synthetic.render(bg, placed, rng)
         frames.append(img)
-        for i, (box, vis) in enumerate(zip(boxes, visible, strict=True)):
-            if vis > 0:
-                cls = synthetic.KINDS.index(objects[i].kind) + 1  # MOT classes are 1-based
-                rows.append([t + 1, i + 1, *box, 1.0 if vis >= min_visible else 0.0, cls, round(float(vis), 4)])
+        for i, (o, box, vis) in enumerate(zip(placed, boxes, visible, strict=True)):
+            cls = synthetic.KINDS.index(o.kind) + 1  # MOT classes are 1-based
+            if vis >= min_visible:
+                rows.append([t + 1, i + 1, *box, 1.0, cls, round(float(vis), 4)])
+                continue
+            full = _full_box(o, size)  # hidden (mostly): annotated through the occlusion, as MOT does, but ignored
+            if full is not None:
+                rows.append([t + 1, i + 1, *full, 0.0, cls, round(float(vis), 4)])
     gt = np.asarray(rows, dtype=np.float64).reshape(-1, 9)
     return Sequence(name, np.stack(frames), gt, fps)

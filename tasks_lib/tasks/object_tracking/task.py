@@ -50,7 +50,7 @@ MIN_SIDE = 16
 @dataclass(frozen=True)
 class TrackingData(DataConfig):
     image_size: int = 128  # frame side (the detector's input); folder sequences are resized to it
-    n_sequences: int = 48  # generated sequences over all splits
+    n_sequences: int = 64  # generated sequences over all splits
     n_frames: int = 32  # generated: frames per sequence
     fps: float = 10.0  # generated: frame rate written to seqinfo.ini
     min_objects: int = 2  # generated: objects per sequence
@@ -83,6 +83,7 @@ class TrackingConfig(TaskConfig):
     iou_gate: float = 0.2
     min_hits: int = 3
     max_age: int = 6
+    fill_gaps: int = 6  # whole clips are tracked offline: bridge a track's gaps of up to this many frames
     pos_noise: float = 0.05
     vel_noise: float = 0.01
     meas_noise: float = 0.05
@@ -159,7 +160,7 @@ class ObjectTracking(Task):
             "data": {"n_sequences": 8, "n_frames": 8, "image_size": 64, "max_objects": 3},
             "train": {"epochs": 1, "batch_size": 8, "width": 8, "fpn_channels": 32, "head_convs": 1, "lr": 3e-3},
         },
-        "quick": {"data": {"n_sequences": 48}, "train": {"epochs": 1, "detector": f"models:/{UPSTREAM}@champion"}},
+        "quick": {"data": {"n_sequences": 64}, "train": {"epochs": 6, "detector": f"models:/{UPSTREAM}@champion"}},
         "full": {
             "data": {"n_sequences": 400, "n_frames": 40},
             "train": {

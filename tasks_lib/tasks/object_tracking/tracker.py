@@ -32,6 +32,7 @@ class TrackerParams:
     iou_gate: float = 0.2  # a detection may continue a track only above this IoU with its prediction
     min_hits: int = 3  # matched frames before a track is confirmed
     max_age: int = 6  # frames a track coasts without a detection before it is deleted
+    fill_gaps: int = 0  # offline: a track's gaps of at most this many frames get linearly interpolated boxes
     pos_noise: float = 0.05  # Kalman process noise of position, per frame, as a fraction of box size
     vel_noise: float = 0.01  # ... of velocity
     meas_noise: float = 0.05  # measurement noise, as a fraction of box size
@@ -145,7 +146,21 @@ def track(detections: Detections, p: TrackerParams) -> list[Track]:
                 tr = _Track(KalmanBox(boxes[c], p), confirmed=p.min_hits <= 1)
                 tr.frames.append((t, boxes[c], float(scores[c])))
                 live.append(tr)
-    return _renumber([tr.frames for tr in done + live if tr.confirmed])
+    return _renumber([interpolate(tr.frames, p.fill_gaps) for tr in done + live if tr.confirmed])
+
+
+def interpolate(frames: list[tuple[int, np.ndarray, float]], max_gap: int) -> list[tuple[int, np.ndarray, float]]:
+    """Fill gaps of at most ``max_gap`` frames between two matched frames of one track (score of the lower end)."""
+    if max_gap <= 0:
+        return frames
+    out = [frames[0]]
+    for (t0, b0, s0), (t1, b1, s1) in zip(frames, frames[1:], strict=False):
+        if 1 < t1 - t0 <= max_gap + 1:
+            for t in range(t0 + 1, t1):
+                w = (t - t0) / (t1 - t0)
+                out.append((t, (1 - w) * b0 + w * b1, min(s0, s1)))
+        out.append((t1, b1, s1))
+    return out
 
 
 def greedy_iou_tracks(
