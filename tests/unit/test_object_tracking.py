@@ -203,3 +203,45 @@ def test_generated_sequences_are_deterministic_cross_and_occlude():
     # occlusion happens over a few seeds: some boxes partly hidden, some objects hidden enough to be ignored
     vis = np.concatenate([_generate(s).gt[:, 8] for s in range(6)])
     assert (vis < 0.9).any() and (vis < 0.3).any()
+
+
+# -- a MOTChallenge folder as the task's source ------------------------------------------------
+
+
+def test_prepare_reads_a_mot_folder_and_its_manifest_flags_broken_tracks(tmp_path):
+    from tasks_lib.core.data import write_prepared
+    from tasks_lib.core.registry import get_task
+
+    root = tmp_path / "MOT"
+    for k in range(3):
+        seq = root / "train" / f"SEQ-{k}"
+        (seq / "img1").mkdir(parents=True)
+        for t in (1, 2, 3):
+            Image.new("RGB", (64, 32), (40 * k, 20 * t, 0)).save(seq / "img1" / f"{t:06d}.jpg")
+        rows = [f"{t},1,{2 + 2 * t},5,10,8,1,1,1" for t in (1, 2, 3)] + ["2,2,40,10,6,6,0,8,0.1"]
+        if k == 2:
+            rows.append("3,1,30,20,5,5,1,1,1")  # id 1 twice in frame 3
+        (seq / "gt").mkdir()
+        (seq / "gt" / "gt.txt").write_text("\n".join(rows) + "\n")
+        length = 4 if k == 1 else 3  # SEQ-1 announces a frame that is not in img1/
+        (seq / "seqinfo.ini").write_text(
+            SEQINFO.replace("seqLength=2", f"seqLength={length}").replace("-02-", f"-{k}-")
+        )
+    test_seq = root / "test" / "SEQ-9" / "img1"  # a test sequence without gt.txt is skipped
+    test_seq.mkdir(parents=True)
+    Image.new("RGB", (64, 32)).save(test_seq / "000001.jpg")
+
+    task = get_task("object_tracking")
+    dcfg, _ = task.configs("smoke", data_overrides={"source": "mot", "path": str(root), "image_size": 32})
+    prepared = task.prepare(dcfg, tmp_path / "out")
+    m = prepared.manifest
+    assert prepared.info["classes"] == ["object"] and sorted(m["sequence"].unique()) == ["SEQ-0", "SEQ-1", "SEQ-2"]
+    assert set(m["split"]) == {"train", "val", "test"} and (m["fps"] == 30).all()
+    by_seq = m.groupby("sequence")
+    assert by_seq["repeated_ids"].max().to_dict() == {"SEQ-0": 0, "SEQ-1": 0, "SEQ-2": 1}
+    assert by_seq["missing_frames"].max().to_dict() == {"SEQ-0": 0, "SEQ-1": 1, "SEQ-2": 0}
+    assert m["n_ignored"].sum() == 3  # the conf-0 rows stay as ignore regions
+    write_prepared(tmp_path / "out", prepared)
+    back = task.load(tmp_path / "out")
+    seq = next(q for sp in back.seqs.values() for q in sp if q.name == "SEQ-0")
+    np.testing.assert_allclose(seq.gt[0, 2:6], [1.5, 4, 6.5, 12])  # x scaled by 32/64, y by 32/32

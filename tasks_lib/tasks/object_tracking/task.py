@@ -220,7 +220,12 @@ class ObjectTracking(Task):
                     continue  # a test sequence without ground truth
                 s.gt[:, 7] = np.where(s.gt[:, 6] > 0, 1, 0)  # one class, "object"; conf 0 rows are ignore regions
                 s.det = None
+                s.name = d.name  # the folder names the sequence in the MOT layout (seqinfo names may repeat)
                 seqs.append(s)
+            names = [s.name for s in seqs]
+            if len(set(names)) < len(names):
+                dup = sorted({n for n in names if names.count(n) > 1})
+                raise ValueError(f"{dcfg.path}: sequence folders {dup} occur twice (with gt/gt.txt); keep one of each")
             if len(seqs) < 3:
                 raise ValueError(
                     f"{dcfg.path}: {len(seqs)} sequence(s) with gt/gt.txt; need at least 3 (train/val/test)"
