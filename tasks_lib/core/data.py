@@ -58,6 +58,19 @@ def add_leak_column(manifest: pd.DataFrame, key: str = "sha1") -> pd.DataFrame:
     return manifest.assign(splits_with_same_content=counts.astype(int))
 
 
+def random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
+    """Assign 'train'/'val'/'test' to ``n`` samples (or whole sequences) at random; at least one each
+    of test and val. Deterministic in ``seed``."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(n * test_fraction))
+    n_val = max(1, round(n * val_fraction))
+    split = np.empty(n, dtype=object)
+    split[order[:n_test]] = "test"
+    split[order[n_test : n_test + n_val]] = "val"
+    split[order[n_test + n_val :]] = "train"
+    return split
+
+
 def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
     """Assign 'train'/'val'/'test' per sample, stratified by label, deterministic in ``seed``."""
     rng = np.random.default_rng(seed)

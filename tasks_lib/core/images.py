@@ -107,3 +107,38 @@ def png_bytes(img: Image.Image | np.ndarray) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def frames_from_array(values: object, min_frames: int, max_frames: int, min_side: int, max_side: int) -> np.ndarray:
+    """A JSON ``array`` of frames (T x H x W x C with C = 1 or 3, or grey T x H x W; values 0-255)
+    as uint8 (T, H, W, 3), or InvalidInput naming the problem (413 for too many or too large)."""
+    if values is None:
+        raise InvalidInput("field 'array' is missing: send frames as a T x H x W x 3 nested list (0-255)", 422)
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInput("array must be a rectangular nested list of numbers (frames T x H x W x C)", 422) from None
+    if arr.ndim == 3 and arr.shape[-1] not in (1, 3):
+        arr = arr[..., None]  # grey frames T x H x W
+    if arr.ndim != 4 or arr.shape[3] not in (1, 3):
+        raise InvalidInput(
+            f"array must have shape T x H x W x C with C = 1 or 3 (frames, values 0-255), got shape {list(arr.shape)}",
+            422,
+        )
+    n = arr.shape[0]
+    if min_frames == max_frames and n != min_frames:
+        raise InvalidInput(f"array has {n} frames: the model takes exactly {min_frames} frames", 422)
+    if n < min_frames:
+        raise InvalidInput(f"array has {n} frame(s): at least {min_frames} frames are needed", 422)
+    if n > max_frames:
+        raise InvalidInput(f"array has {n} frames: at most {max_frames} per request", 413)
+    if max(arr.shape[1:3]) > max_side:
+        raise InvalidInput(f"frames are too large: {arr.shape[1]}x{arr.shape[2]}, the limit is {max_side}", 413)
+    if min(arr.shape[1:3]) < min_side:
+        raise InvalidInput(f"frames are too small: {arr.shape[1]}x{arr.shape[2]}, at least {min_side} pixels", 422)
+    if not np.isfinite(arr).all():
+        raise InvalidInput("array contains NaN, null or infinite values", 422)
+    if arr.min() < 0 or arr.max() > 255:
+        raise InvalidInput(f"array values must lie in 0-255, got {arr.min():g} to {arr.max():g}", 422)
+    frames = np.repeat(arr, 3, axis=3) if arr.shape[3] == 1 else arr
+    return frames.round().astype(np.uint8)

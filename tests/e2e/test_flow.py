@@ -144,6 +144,7 @@ def test_reproduce_champion_gives_identical_metrics(history, settings, capsys):
     assert "weights bit-identical: True" in out and "OK" in out
 
 
+@pytest.mark.timeout(2400)  # every task through the whole flow: ~8 min on 2 idle cores, more when shared
 def test_retrain_all_runs_every_registered_task(history, settings):
     from flows.pipeline import retrain_all
     from tasks_lib.core.registry import task_names

@@ -21,7 +21,7 @@ from torch import nn
 
 from tasks_lib.core import engine, synthetic
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, random_split, read_info, sha1_bytes
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
@@ -152,14 +152,7 @@ class ObjectDetection(Task):
         keep = np.sort(first)  # exact duplicate images would sit in two splits: keep one copy
         if dcfg.max_samples:
             keep = keep[: dcfg.max_samples]
-        rng = np.random.default_rng(dcfg.split_seed)
-        order = rng.permutation(len(keep))
-        n_test = max(1, round(len(keep) * dcfg.test_fraction))
-        n_val = max(1, round(len(keep) * dcfg.val_fraction))
-        split = np.empty(len(keep), dtype=object)
-        split[order[:n_test]] = "test"
-        split[order[n_test : n_test + n_val]] = "val"
-        split[order[n_test + n_val :]] = "train"
+        split = random_split(len(keep), dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
 
         out.mkdir(parents=True, exist_ok=True)
         rows = []

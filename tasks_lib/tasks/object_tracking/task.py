@@ -28,8 +28,8 @@ from torch import nn
 
 from tasks_lib.core import engine, refs
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
-from tasks_lib.core.errors import InvalidInput
+from tasks_lib.core.data import SPLITS, add_leak_column, random_split, read_info, sha1_bytes
+from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.synthetic import KINDS
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
@@ -111,35 +111,9 @@ def tracker_params(cfg: TrackingConfig) -> TrackerParams:
 
 
 def frames_from_request(request: Request) -> tuple[np.ndarray, tuple[int, int]]:
-    """The JSON ``array`` (T x H x W x 3 or T x H x W, values 0-255) as uint8, or a 4xx naming the problem."""
-    values = request.get("array")
-    if values is None:
-        raise InvalidInput("field 'array' is missing: send frames as a T x H x W x 3 nested list (0-255)", 422)
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidInput("array must be a rectangular nested list of numbers (frames T x H x W x C)", 422) from None
-    if arr.ndim == 3 and arr.shape[-1] not in (1, 3):
-        arr = arr[..., None]  # grey frames T x H x W
-    if arr.ndim != 4 or arr.shape[3] not in (1, 3):
-        raise InvalidInput(
-            f"array must have shape T x H x W x C with C = 1 or 3 (frames, values 0-255), got shape {list(arr.shape)}",
-            422,
-        )
-    if arr.shape[0] < 2:
-        raise InvalidInput(f"array has {arr.shape[0]} frame(s): tracking needs at least 2 frames", 422)
-    if arr.shape[0] > MAX_FRAMES:
-        raise InvalidInput(f"array has {arr.shape[0]} frames: at most {MAX_FRAMES} per request", 413)
-    if max(arr.shape[1:3]) > MAX_SIDE:
-        raise InvalidInput(f"frames are too large: {arr.shape[1]}x{arr.shape[2]}, the limit is {MAX_SIDE}", 413)
-    if min(arr.shape[1:3]) < MIN_SIDE:
-        raise InvalidInput(f"frames are too small: {arr.shape[1]}x{arr.shape[2]}, at least {MIN_SIDE} pixels", 422)
-    if not np.isfinite(arr).all():
-        raise InvalidInput("array contains NaN, null or infinite values", 422)
-    if arr.min() < 0 or arr.max() > 255:
-        raise InvalidInput(f"array values must lie in 0-255, got {arr.min():g} to {arr.max():g}", 422)
-    frames = np.repeat(arr, 3, axis=3) if arr.shape[3] == 1 else arr
-    return frames.round().astype(np.uint8), (int(arr.shape[1]), int(arr.shape[2]))
+    """The JSON ``array`` (T x H x W x 3 or T x H x W, values 0-255) as uint8 and its (H, W), or a 4xx."""
+    frames = frames_from_array(request.get("array"), 2, MAX_FRAMES, MIN_SIDE, MAX_SIDE)
+    return frames, (int(frames.shape[1]), int(frames.shape[2]))
 
 
 @register
@@ -237,14 +211,7 @@ class ObjectTracking(Task):
         seqs, classes = self._read(dcfg)
         if dcfg.max_samples:
             seqs = seqs[: dcfg.max_samples]
-        rng = np.random.default_rng(dcfg.split_seed)
-        order = rng.permutation(len(seqs))
-        n_test = max(1, round(len(seqs) * dcfg.test_fraction))
-        n_val = max(1, round(len(seqs) * dcfg.val_fraction))
-        split = np.empty(len(seqs), dtype=object)
-        split[order[:n_test]] = "test"
-        split[order[n_test : n_test + n_val]] = "val"
-        split[order[n_test + n_val :]] = "train"
+        split = random_split(len(seqs), dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
         s = dcfg.image_size
         rows = []
         for seq, sp in zip(seqs, split, strict=True):

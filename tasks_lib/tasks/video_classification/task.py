@@ -21,8 +21,8 @@ from torch import nn
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, stratified_split
-from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import _pyplot, confusion_matrix_figure
+from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
 from tasks_lib.core.registry import register
 from tasks_lib.core.render import MOTIONS, motion_clip
@@ -149,32 +149,7 @@ def clip_expectations(info: dict[str, Any]) -> list[Expectation]:
 
 def frames_from_request(request: Request, n_frames: int, size: int) -> np.ndarray:
     """The JSON ``array`` (T x H x W x C or T x H x W, values 0-255) as uint8 (T, size, size, 3), or 422/413."""
-    values = request.get("array")
-    if values is None:
-        raise InvalidInput("field 'array' is missing: send frames as a T x H x W x 3 nested list (0-255)", 422)
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidInput("array must be a rectangular nested list of numbers (frames T x H x W x C)", 422) from None
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    if arr.ndim != 4 or arr.shape[3] not in (1, 3):
-        raise InvalidInput(
-            f"array must have shape T x H x W x C with C = 1 or 3 (frames, values 0-255), got shape {list(arr.shape)}",
-            422,
-        )
-    if arr.shape[0] != n_frames:
-        raise InvalidInput(f"array has {arr.shape[0]} frames: the model takes exactly {n_frames} frames", 422)
-    if max(arr.shape[1:3]) > MAX_SIDE:
-        raise InvalidInput(f"frames are too large: {arr.shape[1]}x{arr.shape[2]}, the limit is {MAX_SIDE}", 413)
-    if min(arr.shape[1:3]) < MIN_SIDE:
-        raise InvalidInput(f"frames are too small: {arr.shape[1]}x{arr.shape[2]}, at least {MIN_SIDE} pixels", 422)
-    if not np.isfinite(arr).all():
-        raise InvalidInput("array contains NaN, null or infinite values", 422)
-    if arr.min() < 0 or arr.max() > 255:
-        raise InvalidInput(f"array values must lie in 0-255, got {arr.min():g} to {arr.max():g}", 422)
-    frames = np.repeat(arr, 3, axis=3) if arr.shape[3] == 1 else arr
-    frames = frames.round().astype(np.uint8)
+    frames = frames_from_array(request.get("array"), n_frames, n_frames, MIN_SIDE, MAX_SIDE)
     if frames.shape[1:3] != (size, size):
         frames = np.stack(
             [np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR)) for f in frames]
