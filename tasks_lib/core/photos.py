@@ -652,6 +652,39 @@ def photo_requests(data: PhotoPairs, n: int, max_side: int = 64) -> list[Request
 
 
 # -- review figures --------------------------------------------------------------------------------
+def review_examples(
+    photos: list[tuple[str, np.ndarray, np.ndarray]],
+    classical: Callable[[np.ndarray], dict[str, np.ndarray]],
+    restore: Callable[[np.ndarray], np.ndarray],
+    input_name: str,
+    prefix: str,
+    title: str,
+) -> dict[str, Any]:
+    """Review artifacts of a restoration task on its test photos: per photo the degraded input,
+    the best classical method, the model and the target side by side, and a PSNR / SSIM table."""
+    rows, lines = [], []
+    for name, degraded, target in photos:
+        classic = classical(degraded)
+        outputs = {input_name: degraded, **classic, "model": restore(degraded)}
+        q = {k: image_quality(target, v) for k, v in outputs.items()}
+        best = max(classic, key=lambda k: q[k]["psnr"])
+        rows.append(
+            [
+                (degraded, f"{name}: {input_name} {q[input_name]['psnr']:.2f} dB"),
+                (classic[best], f"{best} {q[best]['psnr']:.2f} dB"),
+                (outputs["model"], f"model {q['model']['psnr']:.2f} dB"),
+                (target, "target"),
+            ]
+        )
+        if not lines:
+            lines = ["| photo | " + " | ".join(q) + " |", "|---" * (len(q) + 1) + "|"]
+        lines.append(f"| {name} | " + " | ".join(f"{v['psnr']:.2f} / {v['ssim']:.3f}" for v in q.values()) + " |")
+    return {
+        f"{prefix}_test_photos.png": comparison_figure(rows, title),
+        f"{prefix}_per_photo.md": "PSNR (dB) / SSIM per test photo\n\n" + "\n".join(lines) + "\n",
+    }
+
+
 def comparison_figure(rows: list[list[tuple[np.ndarray, str]]], suptitle: str = ""):
     """One row per photo: images side by side with their titles (e.g. input, baseline, model, target)."""
     from tasks_lib.core.figures import _pyplot

@@ -187,27 +187,14 @@ class Denoising(Task):
         return out
 
     def examples(self, model: nn.Module, data: ph.PhotoPairs) -> dict[str, Any]:
-        rows, lines = [], []
-        for name, noisy, clean in data.photos["test"]:
-            classic = classical_denoisers(noisy)
-            out = self.denoise(model, noisy)
-            q = {k: ph.image_quality(clean, v)["psnr"] for k, v in {"noisy": noisy, **classic, "model": out}.items()}
-            best = max(classic, key=q.get)
-            rows.append(
-                [
-                    (noisy, f"{name}: noisy {q['noisy']:.2f} dB"),
-                    (classic[best], f"{best} {q[best]:.2f} dB"),
-                    (out, f"model {q['model']:.2f} dB"),
-                    (clean, "target"),
-                ]
-            )
-            if not lines:
-                lines = ["| photo | " + " | ".join(q) + " |", "|---" * (len(q) + 1) + "|"]
-            lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in q.values()) + " |")
-        return {
-            "denoising_test_photos.png": ph.comparison_figure(rows, "denoising, PSNR on RGB (test photos)"),
-            "denoising_per_photo.md": "PSNR (dB) per test photo\n\n" + "\n".join(lines) + "\n",
-        }
+        return ph.review_examples(
+            data.photos["test"],
+            classical_denoisers,
+            lambda img: self.denoise(model, img),
+            "noisy",
+            "denoising",
+            "denoising, PSNR on RGB (test photos)",
+        )
 
     # -- serving ------------------------------------------------------------------------------
     def request_examples(self, data: ph.PhotoPairs, n: int) -> list[Request]:

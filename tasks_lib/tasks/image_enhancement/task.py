@@ -178,27 +178,14 @@ class ImageEnhancement(Task):
         return out
 
     def examples(self, model: nn.Module, data: ph.PhotoPairs) -> dict[str, Any]:
-        rows, lines = [], []
-        for name, low, high in data.photos["test"]:
-            classic = classical_enhancements(low)
-            out = self.enhance(model, low)
-            q = {k: ph.image_quality(high, v) for k, v in {"input": low, **classic, "model": out}.items()}
-            best = max(classic, key=lambda k: q[k]["psnr"])
-            rows.append(
-                [
-                    (low, f"{name}: input {q['input']['psnr']:.2f} dB"),
-                    (classic[best], f"{best} {q[best]['psnr']:.2f} dB"),
-                    (out, f"model {q['model']['psnr']:.2f} dB"),
-                    (high, "target"),
-                ]
-            )
-            if not lines:
-                lines = ["| photo | " + " | ".join(q) + " |", "|---" * (len(q) + 1) + "|"]
-            lines.append(f"| {name} | " + " | ".join(f"{v['psnr']:.2f} / {v['ssim']:.3f}" for v in q.values()) + " |")
-        return {
-            "enhancement_test_photos.png": ph.comparison_figure(rows, "low-light enhancement, PSNR on RGB"),
-            "enhancement_per_photo.md": "PSNR (dB) / SSIM per test photo\n\n" + "\n".join(lines) + "\n",
-        }
+        return ph.review_examples(
+            data.photos["test"],
+            classical_enhancements,
+            lambda img: self.enhance(model, img),
+            "input",
+            "enhancement",
+            "low-light enhancement, PSNR on RGB",
+        )
 
     # -- serving ------------------------------------------------------------------------------
     def request_examples(self, data: ph.PhotoPairs, n: int) -> list[Request]:
