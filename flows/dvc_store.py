@@ -9,6 +9,7 @@ Any recorded version can be restored from the remote by its hash alone.
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,8 @@ REMOTE = "mlzoo"
 def dvc(s: Settings, *args: str) -> str:
     """Run the ``dvc`` CLI in the workspace (DVC resolves paths from its cwd)."""
     exe = str(Path(sys.executable).with_name("dvc"))
-    proc = subprocess.run([exe, *args], cwd=s.workspace, capture_output=True, text=True)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}  # offline: no usage report daemon
+    proc = subprocess.run([exe, *args], cwd=s.workspace, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
     return proc.stdout
