@@ -194,8 +194,9 @@ def random_patches(img: np.ndarray, size: int, n: int, rng: np.random.Generator)
 
 
 # -- prepared data ----------------------------------------------------------------------------
-Degrade = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
-"""``degrade(clean, rng) -> (target, input)`` (the target may be cropped, e.g. to a multiple of the scale)."""
+Degrade = Callable[[np.ndarray, np.random.Generator, str], tuple[np.ndarray, np.ndarray]]
+"""``degrade(clean, rng, photo_name) -> (target, input)`` (the target may be cropped, e.g. to a
+multiple of the scale)."""
 
 
 @dataclass
@@ -264,7 +265,7 @@ def write_pairs(
                     for y, x in random_patches(clean, p, dcfg.patches_per_photo, patch_rng):
                         patch = clean[y : y + p, x : x + p]
                         if train_inputs:
-                            t, i = degrade(patch, rng)
+                            t, i = degrade(patch, rng, name)
                             targets.append(t)
                             inputs.append(i)
                         else:
@@ -277,7 +278,7 @@ def write_pairs(
                 decoded = True
             else:
                 if pairs is None:
-                    target, inp = degrade(clean, rng)
+                    target, inp = degrade(clean, rng, name)
                 tpath, ipath = out / split / f"{_safe(name)}_target.png", out / split / f"{_safe(name)}_input.png"
                 tpath.write_bytes(png_bytes(target))
                 ipath.write_bytes(png_bytes(inp))

@@ -134,3 +134,34 @@ def test_face_folder_needs_both_classes(tmp_path):
 def test_binary_metrics_hand_computed():
     m = binary_metrics(np.array([1, 1, 0, 0]), np.array([0.9, 0.2, 0.6, 0.1]))
     assert m["accuracy"] == 0.5 and m["precision"] == 0.5 and m["recall"] == 0.5
+
+
+def test_blind_denoising_holds_out_every_noise_level_and_estimates_it(tmp_path):
+    """Blind mode writes each held-out photo at every level of the range (named by it), and the
+    model, given no level, estimates it from the image (FFDNet-style noise map)."""
+    import torch
+
+    from tasks_lib.core.data import write_prepared
+    from tasks_lib.core.registry import get_task
+    from tasks_lib.tasks.denoising.model import DnCNN
+    from tasks_lib.tasks.denoising.task import BLIND_LEVELS, quality, sigma_of
+
+    task = get_task("denoising")
+    dcfg, cfg = task.configs("smoke", data_overrides={"blind": True, "sigma_max": 40})
+    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
+    d = task.load(tmp_path)
+    names = [n for n, _, _ in d.photos["test"]]
+    assert sorted({sigma_of(n) for n in names}) == [round(f * 40) for f in BLIND_LEVELS]
+    for n, noisy, clean in d.photos["test"]:  # the stored noise has the level in the name
+        assert noise_sigma(noisy.astype(float) - clean + 128) == pytest.approx(sigma_of(n), rel=0.2, abs=1)
+    q = quality([(n, c, c) for n, _, c in d.photos["test"]])
+    assert q["psnr"] == float("inf") or q["psnr"] > 90
+    assert {f"sigma{s:02d}_psnr" for s in (4, 12, 20, 28, 40)} <= set(q)
+
+    model = task.build_model(cfg, d.info)
+    assert isinstance(model, DnCNN) and model.noise_map and model.body[0].in_channels == 4
+    x = torch.rand(2, 3, 32, 32)
+    given = torch.cat([x, torch.full((2, 1, 32, 32), 0.3)], 1)
+    assert model(x).shape == model(given).shape == x.shape
+    assert not torch.allclose(model(x), model(given))  # the given level is used, not the estimate
+    assert sigma_of("astronaut") is None and not get_task("denoising").build_model(cfg, {"blind": False}).noise_map

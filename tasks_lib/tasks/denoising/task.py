@@ -13,14 +13,15 @@ from torch import nn
 from tasks_lib.core import photos as ph
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
-from tasks_lib.tasks.denoising.model import DnCNN
+from tasks_lib.tasks.denoising.model import DnCNN, estimate_sigma
 
 
 @dataclass(frozen=True)
 class DenoisingData(ph.PhotoData):
     patch_size: int = 40
     sigma: float = 25.0  # noise std on the 0-255 scale
-    blind: bool = False  # True: every image gets its own sigma, uniform in [0, sigma_max]
+    blind: bool = False  # True: training noise uniform in [0, sigma_max] per patch, held-out photos
+    # at every level of BLIND_LEVELS, and the model takes an estimated noise-level map
     sigma_max: float = 50.0
 
 
@@ -32,13 +33,36 @@ class DenoisingConfig(ph.PhotoConfig):
 
 
 def noise_sigma(img: np.ndarray) -> float:
-    """Robust (MAD) estimate of Gaussian noise std from the finest diagonal Haar detail,
-    as scikit-image's ``estimate_sigma`` does, in a few lines of numpy."""
-    x = img.astype(np.float64)
-    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
-    x = x[:h, :w]
-    hh = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
-    return float(np.median(np.abs(hh)) / 0.6745)
+    """The model's MAD noise estimate (``estimate_sigma``) of one HxWx3 image, in its units."""
+    return float(estimate_sigma(torch.from_numpy(np.asarray(img, np.float64)).permute(2, 0, 1)[None])[0])
+
+
+# Blind setting: every held-out photo is written at these fractions of ``sigma_max`` (5, 15, 25,
+# 35 and 50 at the default 50), so the test covers the whole range evenly rather than drawing one
+# random level for each of three photos.
+BLIND_LEVELS = (0.1, 0.3, 0.5, 0.7, 1.0)
+
+
+def blind_name(photo: str, sigma: float) -> str:
+    return f"{photo}_sigma{sigma:02.0f}"
+
+
+def sigma_of(name: str) -> int | None:
+    """The noise level a blind held-out photo was written at, from its name (None: not blind)."""
+    head, sep, tail = name.rpartition("_sigma")
+    return int(tail) if sep and tail.isdigit() else None
+
+
+def quality(items: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Mean PSNR/SSIM of ``(name, output, clean)`` items, and per noise level in the blind setting."""
+    per = [ph.image_quality(t, o) for _, o, t in items]
+    out = ph.mean_quality(per)
+    levels = sorted({sigma_of(n) for n, _, _ in items} - {None})
+    for s in levels:
+        out |= ph.mean_quality(
+            [q for (n, _, _), q in zip(items, per, strict=True) if sigma_of(n) == s], f"sigma{s:02d}_"
+        )
+    return out
 
 
 def classical_denoisers(noisy: np.ndarray) -> dict[str, np.ndarray]:
@@ -89,8 +113,8 @@ class Denoising(Task):
             "train": {"epochs": 2, "width": 8, "depth": 3, "batch_size": 8},
         },
         "quick": {
-            "data": {"max_side": 256, "patch_size": 40, "patches_per_photo": 32},
-            "train": {"epochs": 6, "width": 32, "depth": 6, "batch_size": 8, "lr": 2e-3},
+            "data": {"max_side": 256, "patch_size": 40, "patches_per_photo": 128},
+            "train": {"epochs": 12, "width": 32, "depth": 6, "batch_size": 8, "lr": 2e-3},
         },
         "full": {
             "data": {"max_side": 0, "patch_size": 50, "patches_per_photo": 512},
@@ -112,16 +136,18 @@ class Denoising(Task):
         }
 
     # -- data ---------------------------------------------------------------------------
-    @staticmethod
-    def _sigma(dcfg: DenoisingData, rng: np.random.Generator) -> float:
-        return float(rng.uniform(0, dcfg.sigma_max)) if dcfg.blind else dcfg.sigma
-
     def prepare(self, dcfg: DenoisingData, out: Path) -> Prepared:
-        def degrade(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-            return clean, ph.add_noise(clean, self._sigma(dcfg, rng), rng)
+        def degrade(clean: np.ndarray, rng: np.random.Generator, photo: str) -> tuple[np.ndarray, np.ndarray]:
+            sigma = sigma_of(photo)
+            return clean, ph.add_noise(clean, dcfg.sigma if sigma is None else sigma, rng)
 
+        photos = ph.collect_photos(dcfg)
+        if dcfg.blind:  # each held-out photo at every level of the range
+            levels = [f * dcfg.sigma_max for f in BLIND_LEVELS]
+            for split in ("val", "test"):
+                photos[split] = {blind_name(n, s): img for n, img in photos[split].items() for s in levels}
         # training patches stay clean: noise is drawn afresh for every batch (seeded by the train seed)
-        manifest, info = ph.write_pairs(out, dcfg, degrade, photos=ph.collect_photos(dcfg), train_inputs=False)
+        manifest, info = ph.write_pairs(out, dcfg, degrade, photos=photos, train_inputs=False)
         info |= {
             "sigma": dcfg.sigma,
             "blind": dcfg.blind,
@@ -138,7 +164,7 @@ class Denoising(Task):
 
     # -- model ----------------------------------------------------------------------------
     def build_model(self, cfg: DenoisingConfig, info: dict[str, Any]) -> nn.Module:
-        return DnCNN(3, cfg.width, cfg.depth)
+        return DnCNN(3, cfg.width, cfg.depth, noise_map=info["blind"])
 
     def fit(self, model, data: ph.PhotoPairs, cfg: DenoisingConfig, log, checkpoint=None):
         info = data.info
@@ -151,6 +177,8 @@ class Denoising(Task):
                 sigma = torch.full((len(idx), 1, 1, 1), info["sigma"])
             noise = torch.randn(clean.shape, generator=gen) * sigma / 255
             noisy = torch.round((clean + noise).clamp(0, 1) * 255) / 255  # as stored: clipped, 8 bits
+            if model.noise_map:  # the true level as a 4th channel; served models estimate it
+                noisy = torch.cat([noisy, (sigma / 255).expand(-1, 1, *noisy.shape[2:])], 1)
             return noisy, clean
 
         return ph.fit_pairs(
@@ -168,21 +196,21 @@ class Denoising(Task):
         return ph.to_uint8(ph.run_model(model, ph.to_float(torch.from_numpy(noisy.copy())[None])))
 
     def evaluate(self, model: nn.Module, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
-        return ph.mean_quality([ph.image_quality(t, self.denoise(model, i)) for _, i, t in data.photos[split]])
+        return quality([(n, self.denoise(model, i), t) for n, i, t in data.photos[split]])
 
     def baseline(self, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
         """The best (highest mean PSNR on this split) of TV, bilateral and wavelet denoising;
         the noisy input and every classical method are reported beside it."""
         per: dict[str, list] = {"noisy": []}
-        for _, noisy, clean in data.photos[split]:
-            per["noisy"].append(ph.image_quality(clean, noisy))
+        for name, noisy, clean in data.photos[split]:
+            per["noisy"].append((name, noisy, clean))
             for k, v in classical_denoisers(noisy).items():
-                per.setdefault(k, []).append(ph.image_quality(clean, v))
-        means = {k: ph.mean_quality(v) for k, v in per.items()}
+                per.setdefault(k, []).append((name, v, clean))
+        means = {k: quality(v) for k, v in per.items()}
         best = max((k for k in means if k != "noisy"), key=lambda k: means[k]["psnr"])
         out = dict(means[best])
         for k, m in means.items():
-            out |= {f"{k}_psnr": m["psnr"], f"{k}_ssim": m["ssim"]}
+            out |= {f"{k}_{q}": v for q, v in m.items() if q == "psnr" or q == "ssim" or q.endswith("_psnr")}
         out["best_is_" + best] = 1.0
         return out
 

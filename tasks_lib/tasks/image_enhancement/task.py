@@ -103,7 +103,7 @@ class ImageEnhancement(Task):
 
     # -- data ---------------------------------------------------------------------------
     def prepare(self, dcfg: EnhancementData, out: Path) -> Prepared:
-        def degrade(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        def degrade(clean: np.ndarray, rng: np.random.Generator, _photo: str) -> tuple[np.ndarray, np.ndarray]:
             low = ph.low_light(
                 clean,
                 rng,

@@ -82,7 +82,7 @@ class SuperResolution(Task):
         if s < 2 or dcfg.patch_size % s:
             raise ValueError(f"scale must be >= 2 and divide patch_size ({dcfg.patch_size}), got {s}")
 
-        def degrade(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        def degrade(clean: np.ndarray, rng: np.random.Generator, _photo: str) -> tuple[np.ndarray, np.ndarray]:
             h, w = clean.shape[0] // s * s, clean.shape[1] // s * s
             hr = np.ascontiguousarray(clean[:h, :w])
             return hr, ph.bicubic_resize(hr, (h // s, w // s))
