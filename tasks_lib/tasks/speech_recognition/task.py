@@ -70,6 +70,8 @@ class SpeechRecognitionConfig(TaskConfig):
     kernel: int = 9
     dropout: float = 0.1
     spec_augment: bool = True  # mask random frequency bands and time spans while training
+    speed_perturb: float = 0.1  # resample each batch by a factor in [1 - x, 1 + x] (tempo and pitch, as sox speed)
+    fsdd_repeats: int = 2  # each FSDD recording appears this many times per epoch (the espeak corpus once)
     beam: int = 8  # prefix beam width for the "wer_beam" figure and serving
 
 
@@ -148,7 +150,7 @@ class SpeechRecognition(Task):
             },
             "train": {"epochs": 2, "width": 32, "blocks": 2, "n_mels": 32},
         },
-        "quick": {"data": {"synth_train": 2400}, "train": {"epochs": 36}},
+        "quick": {"data": {"synth_train": 1200}, "train": {"epochs": 36}},
         "full": {
             "data": {"synth_train": 6000, "synth_val": 300, "synth_test": 500},
             "train": {"epochs": 60, "width": 256, "blocks": 12},
@@ -316,8 +318,11 @@ class SpeechRecognition(Task):
         gen = engine.seed_everything(cfg.seed)
         device = engine.pick_device()
         model.to(device)
-        clips, texts = data.clips["train"], list(data.rows["train"]["text"])
-        targets = [torch.tensor(encode_text(t)) for t in texts]
+        rows = data.rows["train"]
+        order = np.concatenate([np.flatnonzero((rows.source == "fsdd").to_numpy())] * (cfg.fsdd_repeats - 1)
+                               + [np.arange(len(rows))]).astype(int)  # fmt: skip
+        clips = [data.clips["train"][i] for i in order]
+        targets = [torch.tensor(encode_text(rows.text[i])) for i in order]
         lengths = np.array([len(c) for c in clips])
         n_batches = int(np.ceil(len(clips) / cfg.batch_size))
         steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n_batches
@@ -331,7 +336,12 @@ class SpeechRecognition(Task):
             for idx in self._batches(lengths, cfg.batch_size, gen)[:steps_per_epoch]:
                 wav, lens = collate_audio([clips[i] for i in idx])
                 gain = 10 ** ((torch.rand(len(idx), 1, generator=gen) - 0.5) * 0.6)  # +-3 dB
-                wav, lens = (wav * gain).to(device), lens.to(device)
+                wav = wav * gain
+                if cfg.speed_perturb > 0:
+                    rate = 1 + (float(torch.rand((), generator=gen)) * 2 - 1) * cfg.speed_perturb
+                    wav = F.interpolate(wav[:, None], scale_factor=1 / rate, mode="linear")[:, 0]
+                    lens = (lens / rate).long().clamp_max(wav.shape[1])
+                wav, lens = wav.to(device), lens.to(device)
                 feats = model.features(wav, lens)
                 if cfg.spec_augment:
                     feats = self._spec_augment(feats.cpu(), gen).to(device)
