@@ -165,3 +165,14 @@ def test_blind_denoising_holds_out_every_noise_level_and_estimates_it(tmp_path):
     assert model(x).shape == model(given).shape == x.shape
     assert not torch.allclose(model(x), model(given))  # the given level is used, not the estimate
     assert sigma_of("astronaut") is None and not get_task("denoising").build_model(cfg, {"blind": False}).noise_map
+
+
+def test_log_mse_is_the_mean_of_per_image_log_mse():
+    """Each image counts by its own PSNR: MSEs 1e-2 and 1e-4 give (-2 + -4) / 2, where plain
+    MSE would be dominated by the first image."""
+    import torch
+
+    target = torch.zeros(2, 3, 4, 4)
+    output = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.01)])
+    assert float(ph.log_mse(output, target)) == pytest.approx(-3.0, abs=1e-4)
+    assert float(ph.log_mse(target, target)) == pytest.approx(-8.0)
