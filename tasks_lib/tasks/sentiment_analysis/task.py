@@ -50,7 +50,7 @@ class SentimentAnalysis(TextClassifierBase):
     max_text_chars = 400
     profiles = {
         "smoke": {"data": {"max_samples": 2500, "val_fraction": 0.1}, "train": {"epochs": 4, "dim": 32, "filters": 32}},
-        "quick": {"train": {"epochs": 2}},
+        "quick": {"train": {"epochs": 4}},
         "full": {"train": {"epochs": 8, "dim": 128, "filters": 128, "widths": "2,3,4,5"}},
     }
 
