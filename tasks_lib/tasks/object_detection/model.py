@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -84,3 +85,20 @@ def build_fcos(
         detections_per_img=detections,
         topk_candidates=200,
     )
+
+
+def to_tensors(x: np.ndarray, device: torch.device) -> list[torch.Tensor]:
+    """uint8 N x H x W x 3 images -> the list of float CHW tensors in [0, 1] torchvision detectors take."""
+    return list(torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).float().div(255))
+
+
+@torch.no_grad()
+def detect(model: nn.Module, x: np.ndarray, batch: int = 64) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(boxes, scores, labels 0-based) per image of ``x`` (uint8 N x H x W x 3), in input pixels."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(x), batch):
+        for d in model(to_tensors(x[start : start + batch], device)):
+            out.append((d["boxes"].cpu().numpy(), d["scores"].cpu().numpy(), d["labels"].cpu().numpy() - 1))
+    return out

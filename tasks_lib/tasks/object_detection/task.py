@@ -27,7 +27,7 @@ from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
 from tasks_lib.tasks.object_detection.baseline import BlobDetector
 from tasks_lib.tasks.object_detection.coco import coco_map, read_coco
-from tasks_lib.tasks.object_detection.model import build_fcos
+from tasks_lib.tasks.object_detection.model import build_fcos, detect, to_tensors
 
 MAX_DETECTIONS = 50  # rows per image in forward's fixed-shape output
 
@@ -279,10 +279,6 @@ class ObjectDetection(Task):
         )
 
     @staticmethod
-    def _tensors(x: np.ndarray, device: torch.device) -> list[torch.Tensor]:
-        return list(torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).float().div(255))
-
-    @staticmethod
     def _load_weights(model: nn.Module, path: str) -> None:
         """Start from pretrained weights: every tensor whose name and shape match is taken."""
         if path.endswith(".safetensors"):
@@ -329,7 +325,7 @@ class ObjectDetection(Task):
             t0 = time.perf_counter()
             for i in range(steps_per_epoch):
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                images = self._tensors(x[idx], device)
+                images = to_tensors(x[idx], device)
                 targets = [
                     {
                         "boxes": torch.from_numpy(boxes[j]).to(device),
@@ -371,19 +367,8 @@ class ObjectDetection(Task):
         model.eval()
         return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
 
-    @torch.no_grad()
-    def _detect(self, model: nn.Module, x: np.ndarray, batch: int = 64) -> list[tuple]:
-        """(boxes, scores, labels 0-based) per image, in model-input pixels."""
-        model.eval()
-        device = next(model.parameters()).device
-        out = []
-        for start in range(0, len(x), batch):
-            for d in model(self._tensors(x[start : start + batch], device)):
-                out.append((d["boxes"].cpu().numpy(), d["scores"].cpu().numpy(), d["labels"].cpu().numpy() - 1))
-        return out
-
     def evaluate(self, model: nn.Module, data: DetectionSet, split: str = "test", per_class: bool = True) -> dict:
-        preds = self._detect(model, data.x[split])
+        preds = detect(model, data.x[split])
         m = coco_map(preds, list(zip(data.boxes[split], data.labels[split], strict=True)), len(data.info["classes"]))
         return m if per_class else {k: v for k, v in m.items() if not k.startswith("ap_class_")}
 
@@ -398,7 +383,7 @@ class ObjectDetection(Task):
         from tasks_lib.tasks.object_detection.figures import detections_figure
 
         k = min(12, len(data.x["test"]))
-        preds = self._detect(model, data.x["test"][:k])
+        preds = detect(model, data.x["test"][:k])
         classes = data.info["classes"]
         fig = detections_figure(
             data.x["test"][:k], preds, data.boxes["test"][:k], data.labels["test"][:k], classes, score_min=0.3
@@ -440,7 +425,7 @@ class ObjectDetection(Task):
         batch = np.asarray(batch, dtype=np.float32)
         x = batch[:, :-2].reshape(-1, s, s, 3).round().astype(np.uint8)
         out = np.full((len(batch), MAX_DETECTIONS, 6), -1.0, dtype=np.float32)
-        for i, (b, sc, lab) in enumerate(self._detect(loaded.module, x)):
+        for i, (b, sc, lab) in enumerate(detect(loaded.module, x)):
             h, w = batch[i, -2], batch[i, -1]
             k = min(len(sc), MAX_DETECTIONS)
             out[i, :k, :4] = b[:k] * np.array([w / s, h / s, w / s, h / s], dtype=np.float32)

@@ -34,8 +34,7 @@ from tasks_lib.core.registry import register
 from tasks_lib.core.synthetic import KINDS
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
 from tasks_lib.tasks.object_detection.coco import coco_map
-from tasks_lib.tasks.object_detection.model import build_fcos
-from tasks_lib.tasks.object_detection.task import ObjectDetection
+from tasks_lib.tasks.object_detection.model import build_fcos, detect, to_tensors
 from tasks_lib.tasks.object_tracking.metrics import mot_metrics
 from tasks_lib.tasks.object_tracking.mot import Sequence, find_sequences, read_sequence, write_sequence
 from tasks_lib.tasks.object_tracking.sequences import generate_sequence
@@ -147,7 +146,6 @@ class ObjectTracking(Task):
             },
         },
     }
-    _od = ObjectDetection()
 
     def sources(self) -> dict[str, DataSource]:
         return {
@@ -408,7 +406,7 @@ class ObjectTracking(Task):
             t0 = time.perf_counter()
             for i in range(steps_per_epoch):
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                images = self._od._tensors(x[idx], device)
+                images = to_tensors(x[idx], device)
                 tg = [
                     {
                         "boxes": torch.from_numpy(targets[j][0]).to(device),
@@ -440,7 +438,7 @@ class ObjectTracking(Task):
     # -- evaluation -------------------------------------------------------------
     def detect(self, model: TrackingModel, frames: np.ndarray) -> list[tuple]:
         """(boxes, scores, labels 0-based) per frame, in the frames' pixels."""
-        return self._od._detect(model.detector, frames)
+        return detect(model.detector, frames)
 
     def _score(self, data: TrackingSet, split: str, tracks: list[list[Track]]) -> dict[str, float]:
         seqs = data.seqs[split]
