@@ -111,8 +111,15 @@ def stoi(clean: np.ndarray, est: np.ndarray) -> float:
         return float(_stoi(clean, est, SAMPLE_RATE, extended=False))
 
 
-def enhancement_metrics(clean: list, noisy: list, est: list, noise: list[str], with_stoi: bool = True) -> dict:
-    """Mean SI-SDR in/out/improvement (dB) overall and per noise type; STOI in/out."""
+def pesq_nb(clean: np.ndarray, est: np.ndarray) -> float:
+    """Narrow-band PESQ (ITU-T P.862, MOS-LQO from about 1 to 4.5) at 8 kHz, from the ``pesq`` package."""
+    from pesq import pesq
+
+    return float(pesq(SAMPLE_RATE, clean.astype(np.float32), est.astype(np.float32), "nb"))
+
+
+def enhancement_metrics(clean: list, noisy: list, est: list, noise: list[str], perceptual: bool = True) -> dict:
+    """Mean SI-SDR in/out/improvement (dB) overall and per noise type; STOI and PESQ in/out."""
     sdr_in = np.array([si_sdr(n, c) for n, c in zip(noisy, clean, strict=True)])
     sdr_out = np.array([si_sdr(e, c) for e, c in zip(est, clean, strict=True)])
     out = {
@@ -124,18 +131,20 @@ def enhancement_metrics(clean: list, noisy: list, est: list, noise: list[str], w
     for k in NOISES:
         if (kinds == k).any():
             out[f"si_sdr_improvement_{k}"] = float(np.mean((sdr_out - sdr_in)[kinds == k]))
-    if with_stoi:
-        # STOI needs >= 30 speech frames of 384 ms: FSDD clips are shorter, so each noise type's clips
-        # are scored as one concatenated signal (STOI averages over short-time segments anyway).
-        for name, sig in (("stoi_in", noisy), ("stoi_out", est)):
-            out[name] = float(
-                np.mean([
-                    stoi(np.concatenate([c for c, k in zip(clean, kinds, strict=True) if k == kind]),
-                         np.concatenate([x for x, k in zip(sig, kinds, strict=True) if k == kind]))
-                    for kind in sorted(set(noise))
-                ])
-            )  # fmt: skip
-        out["stoi_improvement"] = out["stoi_out"] - out["stoi_in"]
+    if perceptual:
+        # STOI needs >= 30 speech frames of 384 ms and PESQ is specified for utterances of several
+        # seconds: FSDD clips are shorter, so each noise type's clips are scored as one concatenated
+        # signal (both average over short-time segments anyway); the mean over noise types is reported.
+        for metric, fn in (("stoi", stoi), ("pesq", pesq_nb)):
+            for name, sig in (("in", noisy), ("out", est)):
+                out[f"{metric}_{name}"] = float(
+                    np.mean([
+                        fn(np.concatenate([c for c, k in zip(clean, kinds, strict=True) if k == kind]),
+                           np.concatenate([x for x, k in zip(sig, kinds, strict=True) if k == kind]))
+                        for kind in sorted(set(noise))
+                    ])
+                )  # fmt: skip
+            out[f"{metric}_improvement"] = out[f"{metric}_out"] - out[f"{metric}_in"]
     return out
 
 
