@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks_lib.core.task import Prepared
+from tasks_lib.core.task import Expectation, Prepared
 
 MANIFEST = "manifest.csv"
 INFO = "info.json"
@@ -56,6 +56,15 @@ def add_leak_column(manifest: pd.DataFrame, key: str = "sha1") -> pd.DataFrame:
     """
     counts = manifest.groupby(key)["split"].transform("nunique")
     return manifest.assign(splits_with_same_content=counts.astype(int))
+
+
+def all_splits_present() -> Expectation:
+    """The expectation every prepared manifest meets: train, val and test each have rows."""
+    return Expectation(
+        "expect_column_distinct_values_to_equal_set",
+        {"column": "split", "value_set": list(SPLITS)},
+        "train, val and test all present",
+    )
 
 
 def random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import confusion_matrix_figure
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
@@ -183,11 +183,7 @@ def text_expectations(info: dict[str, Any], min_chars: int, max_chars: int, min_
             "every text has at least one token",
         ),
         Expectation("expect_column_values_to_be_in_set", {"column": "utf8_valid", "value_set": [True]}, "valid UTF-8"),
-        Expectation(
-            "expect_column_distinct_values_to_equal_set",
-            {"column": "split", "value_set": list(SPLITS)},
-            "train, val and test all present",
-        ),
+        all_splits_present(),
         Expectation("expect_column_values_to_be_unique", {"column": "sha1"}, "exact duplicates removed"),
         Expectation(
             "expect_column_values_to_be_in_set",

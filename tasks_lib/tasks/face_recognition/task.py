@@ -15,7 +15,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, stratified_split
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes, stratified_split
 from tasks_lib.core.figures import image_grid_figure
 from tasks_lib.core.images import decode_image, png_bytes, to_model_array
 from tasks_lib.core.registry import register
@@ -209,11 +209,7 @@ class FaceRecognition(Task):
                 {"column": "splits_with_same_content", "value_set": [1]},
                 "no image in two splits (test leakage)",
             ),
-            Expectation(
-                "expect_column_distinct_values_to_equal_set",
-                {"column": "split", "value_set": list(SPLITS)},
-                "train, val and test all present",
-            ),
+            all_splits_present(),
             # (expect_column_mean_to_be_between would say it in one line, but flows/validation.py
             # trips over its numpy observed value; per-class row counts say the same)
             Expectation(

@@ -16,7 +16,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, stratified_split
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes, stratified_split
 from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
@@ -197,11 +197,7 @@ class ImageClassification(Task):
             Expectation(
                 "expect_column_values_to_be_in_set", {"column": "has_nan", "value_set": [False]}, "no NaN pixels"
             ),
-            Expectation(
-                "expect_column_distinct_values_to_equal_set",
-                {"column": "split", "value_set": list(SPLITS)},
-                "train, val and test all present",
-            ),
+            all_splits_present(),
             Expectation(
                 "expect_column_values_to_be_in_set",
                 {"column": "splits_with_same_content", "value_set": [1]},

@@ -20,7 +20,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.scenes import (
@@ -215,11 +215,7 @@ class SceneSegmentation(Task):
                 {"column": "coverage", "min_value": lo, "max_value": hi},
                 "foreground covers a plausible share of each image (no empty or all-object masks)",
             ),
-            Expectation(
-                "expect_column_distinct_values_to_equal_set",
-                {"column": "split", "value_set": list(SPLITS)},
-                "train, val and test all present",
-            ),
+            all_splits_present(),
             Expectation(
                 "expect_column_values_to_be_in_set",
                 {"column": "splits_with_same_content", "value_set": [1]},

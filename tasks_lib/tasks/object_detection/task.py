@@ -21,7 +21,7 @@ from torch import nn
 
 from tasks_lib.core import engine, synthetic
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, random_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, random_split, read_info, sha1_bytes
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
@@ -208,11 +208,7 @@ class ObjectDetection(Task):
         generated = info["source"] == "scenes"
         exp = [
             Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few images to train on"),
-            Expectation(
-                "expect_column_distinct_values_to_equal_set",
-                {"column": "split", "value_set": list(SPLITS)},
-                "train, val and test all present",
-            ),
+            all_splits_present(),
             Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one input size"),
             Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one input size"),
             Expectation(

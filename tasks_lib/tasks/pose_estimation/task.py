@@ -21,7 +21,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import image_from_request, png_bytes
 from tasks_lib.core.registry import register
@@ -254,11 +254,7 @@ class PoseEstimation(Task):
             Expectation(between, {"column": "box_w", "min_value": 1, "max_value": 2 * s}, "positive box width"),
             Expectation(between, {"column": "box_h", "min_value": 1, "max_value": 2 * s}, "positive box height"),
             Expectation(between, {"column": "box_area", "min_value": 1}, "positive box area"),
-            Expectation(
-                "expect_column_distinct_values_to_equal_set",
-                {"column": "split", "value_set": list(SPLITS)},
-                "train, val and test all present",
-            ),
+            all_splits_present(),
             Expectation(
                 "expect_column_values_to_be_in_set",
                 {"column": "splits_with_same_content", "value_set": [1]},

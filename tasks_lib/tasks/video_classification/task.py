@@ -20,7 +20,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, stratified_split
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes, stratified_split
 from tasks_lib.core.figures import _pyplot, confusion_matrix_figure
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
@@ -124,11 +124,7 @@ def clip_expectations(info: dict[str, Any]) -> list[Expectation]:
             {"column": "motion", "min_value": 0.01},
             "frames change over the clip: a frozen clip carries no motion to classify",
         ),
-        Expectation(
-            "expect_column_distinct_values_to_equal_set",
-            {"column": "split", "value_set": list(SPLITS)},
-            "train, val and test all present",
-        ),
+        all_splits_present(),
         Expectation(
             "expect_column_values_to_be_in_set",
             {"column": "splits_with_same_content", "value_set": [1]},
