@@ -1,4 +1,10 @@
-"""The ``mlzoo`` command line."""
+"""The ``mlzoo`` command line.
+
+Exit codes: ``run`` 0 done (promoted or rejected), 1 failed (nothing promoted),
+2 challenger held (a person decides: ``mlzoo promote``), 3 data failed validation;
+``reproduce`` 0 reproduced within tolerance, 1 metrics differ, 2 data version not in
+the remote, 3 code differs from what trained it; ``promote`` / ``rollback`` 0 or 1.
+"""
 
 from __future__ import annotations
 
@@ -23,21 +29,38 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 def _settings(args: argparse.Namespace) -> Settings:
     s = Settings.from_env().apply()
-    if getattr(args, "server", True) and args.command in ("run", "deploy"):
+    if getattr(args, "server", True) and args.command in ("run", "deploy", "promote", "rollback"):
         from flows.prefect_server import ensure_server
 
         print(f"Prefect API: {ensure_server(s)}", file=sys.stderr)
     return s
 
 
+EXIT_FAILED, EXIT_HELD, EXIT_INVALID_DATA = 1, 2, 3
+
+
 def cmd_run(args: argparse.Namespace, s: Settings) -> int:
     from flows.pipeline import retrain, retrain_all
+    from flows.promotion import PromotionHeld
+    from flows.tracking import RegistryError
+    from flows.validation import DataValidationError
 
-    data = {k: v for k, v in (("source", args.source), ("path", args.path)) if v}
-    if args.task == "all":
-        result = retrain_all(args.profile)
-    else:
-        result = retrain(args.task, args.profile, data_overrides=data, train_overrides=_overrides(args.set))
+    data = {k: v for k, v in (("source", args.source), ("path", args.path)) if v} | _overrides(args.data)
+    try:
+        if args.task == "all":
+            result = retrain_all(args.profile)
+        else:
+            result = retrain(args.task, args.profile, data_overrides=data, train_overrides=_overrides(args.set))
+    except PromotionHeld as held:
+        print(json.dumps(held.result, indent=2, default=str))
+        print(f"\nHELD, nothing promoted: {held.reason}", file=sys.stderr)
+        return EXIT_HELD
+    except DataValidationError as bad:
+        print(f"\n{bad}", file=sys.stderr)
+        return EXIT_INVALID_DATA
+    except RegistryError as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(json.dumps(result, indent=2, default=str))
     task = args.task if args.task != "all" else "TASK"
     print(
@@ -51,45 +74,93 @@ def cmd_run(args: argparse.Namespace, s: Settings) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace, s: Settings) -> int:
-    from flows import steps
+    from flows import dvc_store, steps
 
     p = steps.plan(s, args.task, args.profile)
-    print(steps.prepare(s, p))
+    print(steps.prepare(s, p, dvc_store.data_dir(s, args.task)))
     return 0
 
 
 def cmd_status(args: argparse.Namespace, s: Settings) -> int:
     from flows import status
+    from flows.prefect_server import attach
 
+    attach(s)  # a running local server, if any, so runs killed mid-flow show as crashed there too
     st = status.collect(s)
     print(json.dumps(st, indent=2) if args.json else status.table(st))
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace, s: Settings) -> int:
-    from flows import steps
+    from flows import packaging, promotion, tracking
 
-    decision = steps.rollback(s, args.task)
-    print(decision.reason)
-    print(f"Bento: {steps.package(s, args.task)}")
+    try:
+        version, reason = promotion.rollback(s, args.task)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(reason)
+    print(f"Bento: {packaging.find_bento(tracking.client(s).get_model_version(args.task, version))}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace, s: Settings) -> int:
+    import getpass
+
+    from flows import packaging, promotion, steps, tracking
+
+    who = args.who or getpass.getuser()
+    try:
+        print(
+            promotion.promote_by_hand(
+                s, args.task, args.version, who, args.why, lambda v: steps.package(s, args.task, v)
+            )
+        )
+    except Exception as exc:  # noqa: BLE001  (no such version, registry unreachable ...): nothing moved
+        print(f"not promoted: {exc}", file=sys.stderr)
+        return 1
+    print(f"Bento: {packaging.find_bento(tracking.client(s).get_model_version(args.task, args.version))}")
     return 0
 
 
 def cmd_reproduce(args: argparse.Namespace, s: Settings) -> int:
-    from flows.reproduce import reproduce
+    from flows.dvc_store import DataVersionMissing
+    from flows.reproduce import CodeDrift, reproduce
 
-    r = reproduce(s, args.spec, args.tolerance)
+    try:
+        r = reproduce(s, args.spec, args.tolerance, allow_code_drift=args.allow_code_drift)
+    except DataVersionMissing as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except CodeDrift as drift:
+        print(f"{drift}\n(--allow-code-drift retrains with the code checked out now)", file=sys.stderr)
+        return 3
     print(f"{r.task} v{r.version}\n{r.table()}")
     return 0 if r.ok else 1
 
 
+def cmd_gc(args: argparse.Namespace, s: Settings) -> int:
+    from flows import gc
+
+    garbage = gc.find(s, args.keep)
+    for line in garbage.lines():
+        print(("removing " if args.apply else "would remove ") + line)
+    if not garbage.versions and not garbage.cache_objects:
+        print("nothing to remove")
+    elif args.apply:
+        gc.remove(s, garbage)
+    else:
+        print("(dry run: --apply removes them)")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, s: Settings) -> int:
-    from flows import packaging, steps, tracking
+    from flows import steps, tracking
 
     champ = tracking.get_alias(s, args.task, tracking.CHAMPION)
     if champ is None:
         raise SystemExit(f"'{args.task}' has no @champion yet: run `mlzoo run {args.task}` first")
-    bento = steps.package(s, args.task) or packaging.find_bento(args.task, str(champ.version))
+    bento = steps.package(s, args.task, str(champ.version))
     cmd = [
         str(Path(sys.executable).with_name("bentoml")),
         "serve",
@@ -142,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="data source name (see `mlzoo tasks`)")
     p.add_argument("--path", help="folder or URL the source reads")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
+    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE", help="data config override")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("prepare", help="write data/TASK (the command of the DVC stage)")
@@ -153,9 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("rollback", help="make @previous the @champion again")
+    p = sub.add_parser("rollback", help="make @previous the @champion again (serving its own Bento)")
     p.add_argument("task")
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("promote", help="make VERSION the @champion by hand (e.g. a held challenger)")
+    p.add_argument("task")
+    p.add_argument("version")
+    p.add_argument("--why", default="promoted by hand", help="recorded on the model version")
+    p.add_argument("--who", help="recorded on the model version (default: the user name)")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("gc", help="remove model versions without an alias, older than the newest N")
+    p.add_argument("--keep", type=int, default=5, metavar="N")
+    p.add_argument("--apply", action="store_true", help="remove (default: only list)")
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("reproduce", help="retrain a model version from its recorded data, params and seed")
     p.add_argument("spec", help="TASK@ALIAS or TASK/VERSION")
@@ -165,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="max metric difference (default 0 when recorded on CPU, 0.01 on GPU)",
     )
+    p.add_argument("--allow-code-drift", action="store_true", help="retrain even if the code differs")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("serve", help="serve the task's champion Bento over HTTP")

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flows.settings import PROJECT_ROOT
+from flows.settings import PROJECT_ROOT, TELEMETRY_OFF
 
 SERVICE = "serving.service:MLZooService"
 MODEL_FILE = "serving/model.json"
@@ -46,6 +46,7 @@ def build_bento(task: str, model_tag, labels: dict[str, str]) -> str:
             include=["serving/*", "tasks_lib/**/*.py"],
             models=[str(model_tag)],
             python={"packages": serving_requirements(), "lock_packages": False},
+            envs=[{"name": k, "value": v} for k, v in TELEMETRY_OFF.items()],  # in the Bento's container too
             build_ctx=ctx,
         )
     return str(bento.tag)
@@ -59,13 +60,18 @@ def serving_requirements() -> list[str]:
     return [d for d in deps if not d.startswith(ORCHESTRATION_ONLY)]
 
 
-def find_bento(task: str, mlflow_version: str | None = None) -> str | None:
-    """Newest Bento of ``task`` (serving ``mlflow_version`` when given), or None."""
+def find_bento(mv) -> str | None:
+    """The newest Bento built for MLflow model version ``mv``, or None.
+
+    Matched on the run id too: version numbers restart in another registry, run ids do not.
+    """
     import bentoml
 
     bentos = [
         b
         for b in bentoml.bentos.list()
-        if b.tag.name == task and (mlflow_version is None or b.info.labels.get("mlflow_version") == str(mlflow_version))
+        if b.tag.name == mv.name
+        and b.info.labels.get("mlflow_version") == str(mv.version)
+        and b.info.labels.get("mlflow_run_id") in (None, mv.run_id)
     ]
     return str(max(bentos, key=lambda b: b.info.creation_time).tag) if bentos else None

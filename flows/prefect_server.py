@@ -60,6 +60,20 @@ def _state_file(s: Settings) -> Path:
     return s.prefect_home / "server.json"
 
 
+def attach(s: Settings) -> str | None:
+    """Point this process at the Prefect API already running (``PREFECT_API_URL`` or the
+    recorded local server); None, and nothing started, when there is none."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    state = _state_file(s)
+    if state.exists():
+        recorded = json.loads(state.read_text())
+        if _alive(recorded["pid"]) and _healthy(recorded["url"]):
+            os.environ["PREFECT_API_URL"] = recorded["url"]
+            return recorded["url"]
+    return None
+
+
 def ensure_server(s: Settings, timeout: float = 120) -> str:
     """Return the Prefect API URL, starting a local server when none is running."""
     if os.environ.get("PREFECT_API_URL"):

@@ -6,7 +6,15 @@ import json
 from dataclasses import dataclass
 
 from flows import dvc_store, steps, tracking
+from flows.provenance import provenance_tags
 from flows.settings import Settings
+
+CODE_TAGS = ("git_commit", "git_changes_sha256", "uv_lock_sha256")
+
+
+class CodeDrift(RuntimeError):
+    """The checkout is not the code (or lock file) that trained the version."""
+
 
 CPU_TOLERANCE = 0.0  # same data, params, seed and CPU type give bit-identical results
 GPU_TOLERANCE = 0.01  # cuDNN/bf16 kernels are not bitwise deterministic
@@ -50,12 +58,30 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return spec, tracking.CHAMPION
 
 
-def reproduce(s: Settings, spec: str, tolerance: float | None = None) -> Reproduction:
+def code_drift(recorded: dict[str, str]) -> str:
+    """Side by side, the code tags that differ between the run and this checkout ("" if none)."""
+    now = provenance_tags()
+    rows = [(k, recorded.get(k, ""), now.get(k, "")) for k in CODE_TAGS if recorded.get(k, "") != now.get(k, "")]
+    if not rows:
+        return ""
+    lines = [f"{'':<20}{'recorded':<48}{'checkout':<48}"] + [f"{k:<20}{r or '-':<48}{n or '-':<48}" for k, r, n in rows]
+    return "\n".join(lines)
+
+
+def reproduce(s: Settings, spec: str, tolerance: float | None = None, allow_code_drift: bool = False) -> Reproduction:
+    """Restore the version's data from the DVC remote, retrain with its params and seed, compare.
+
+    Raises :class:`CodeDrift` (unless ``allow_code_drift``) and
+    :class:`~flows.dvc_store.DataVersionMissing` before any training.
+    """
     task, ref = parse_spec(spec)
     c = tracking.client(s)
     mv = c.get_model_version(task, ref) if ref.isdigit() else c.get_model_version_by_alias(task, ref)
     run = c.get_run(mv.run_id)
     tags = run.data.tags
+    drift = code_drift(tags)
+    if drift and not allow_code_drift:
+        raise CodeDrift(f"{task} v{mv.version} was trained from other code:\n{drift}")
     p = steps.Plan(
         task, tags["mlzoo.profile"], json.loads(tags["mlzoo.data_config"]), json.loads(tags["mlzoo.train_config"])
     )

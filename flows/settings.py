@@ -23,6 +23,15 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+TELEMETRY_OFF = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",  # the cross-tool convention (MLflow, BentoML and others read it)
+    "BENTOML_DO_NOT_TRACK": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -59,8 +68,11 @@ class Settings:
         os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
         os.environ["BENTOML_HOME"] = str(self.bentoml_home)
         os.environ["PREFECT_HOME"] = str(self.prefect_home)
-        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network here
-        os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+        for name, value in TELEMETRY_OFF.items():  # nothing phones home, here or in any subprocess
+            os.environ.setdefault(name, value)
+        # bounded waits on a tracking server: MLflow's defaults retry for minutes (7 tries, 120 s each)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         return self

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from flows import packaging, tracking
+from flows import packaging, recovery, tracking
 from flows.settings import Settings
 from tasks_lib.core.registry import task_names
 
@@ -15,6 +16,8 @@ def collect(s: Settings) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     registered = set(tracking.registered_tasks(s))
     for task in task_names():
+        if task in registered or c.get_experiment_by_name(task) is not None:
+            recovery.recover(s, task, prefect=bool(os.environ.get("PREFECT_API_URL")))
         entry: dict[str, Any] = {
             "champion_version": None,
             "metric": None,
@@ -39,7 +42,7 @@ def collect(s: Settings) -> dict[str, dict[str, Any]]:
                     "baseline": float(baseline) if baseline else None,
                 },
                 data_hash=champ.tags.get("data_md5"),
-                bento_tag=packaging.find_bento(task, str(champ.version)),
+                bento_tag=packaging.find_bento(champ),
             )
         out[task] = entry
     return out

@@ -10,11 +10,11 @@ import hashlib
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows import dvc_store, packaging, tracking
+from flows import dvc_store, faults, packaging, promotion, tracking
 from flows.dvc_store import DataVersion
 from flows.provenance import provenance_tags
 from flows.settings import Settings
@@ -25,7 +25,7 @@ from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import read_info, read_manifest, write_prepared
 from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.registry import get_task
-from tasks_lib.core.task import LoadedModel
+from tasks_lib.core.task import Expectation, LoadedModel
 
 
 @dataclass
@@ -60,29 +60,23 @@ class Evaluation:
     champion_version: str | None = None
     champion_value: float | None = None
     champion_how: str = ""  # "recorded" (same data version) or "re-evaluated"
+    champion_error: str = ""  # why the champion could not be measured: the challenger is held
 
     @property
     def value(self) -> float:
         return self.metrics[self.metric]
 
-    def beats_champion(self) -> bool:
-        if self.champion_value is None:
-            return True
-        if self.greater_is_better:
-            return self.value > self.champion_value
-        return self.value < self.champion_value
-
 
 @dataclass
 class Decision:
-    promoted: bool
+    outcome: str  # promotion.PROMOTED | REJECTED | HELD
     reason: str
-    champion_version: str | None
+    champion_version: str | None  # the aliases after the decision
     previous_version: str | None
-    challenger_version: str
-    challenger_value: float
-    champion_value: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def promoted(self) -> bool:
+        return self.outcome == promotion.PROMOTED
 
 
 # -- prepare ----------------------------------------------------------------------
@@ -129,22 +123,24 @@ def upstream(s: Settings, train_config: dict[str, Any]) -> dict[str, str]:
     return pinned
 
 
-def prepare(s: Settings, p: Plan) -> Path:
-    """Write the task's data into ``data/TASK`` (atomically: a failure keeps the old folder)."""
+def prepare(s: Settings, p: Plan, out: Path) -> Path:
+    """Write the task's data into ``out``, the run's own folder (two runs never share one).
+
+    The data becomes the workspace's current version (``data/TASK``, dvc.lock) only in
+    :func:`version`, after it passed validation.
+    """
     dvc_store.ensure_workspace(s)
     t = get_task(p.task)
     dcfg, _ = p.configs()
-    out = dvc_store.data_dir(s, p.task)
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    write_prepared(partial, t.prepare(dcfg, partial))
     shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
+    out.mkdir(parents=True)
+    write_prepared(out, t.prepare(dcfg, out))
     return out
 
 
-def version(s: Settings, task: str) -> DataVersion:
-    return dvc_store.version(s, task)
+def version(s: Settings, task: str, data_dir: Path) -> DataVersion:
+    """Make the validated ``data_dir`` the current data version (DVC commit + push)."""
+    return dvc_store.version(s, task, data_dir)
 
 
 # -- validate ---------------------------------------------------------------------
@@ -193,43 +189,101 @@ def train(s: Settings, p: Plan, data_dir: Path, run_id: str | None = None) -> Tr
 
 
 def evaluate(s: Settings, task: str, bundle_dir: Path, data_dir: Path, data_md5: str) -> Evaluation:
-    """Challenger, baseline and current champion on the test split of this data version."""
+    """Challenger, baseline and current champion on the test split of this data version.
+
+    Whatever goes wrong while measuring the champion is recorded in ``champion_error``
+    (the challenger is then held, never promoted on the strength of the failure).
+    """
     t = get_task(task)
     data = t.load(data_dir)
     loaded = load_bundle(bundle_dir)
     ev = Evaluation(t.metric, t.greater_is_better, t.evaluate(loaded.module, data, "test"), t.baseline(data, "test"))
-    champ = tracking.get_alias(s, task, tracking.CHAMPION)
-    if champ is not None:
-        ev.champion_version = str(champ.version)
+    try:
+        champ = tracking.get_alias(s, task, tracking.CHAMPION)
+    except tracking.RegistryError as exc:
+        ev.champion_version, ev.champion_error = "?", f"cannot be read: {exc}"
+        return ev
+    measure_champion(s, task, ev, champ, data_dir, data_md5)
+    return ev
+
+
+def measure_champion(s: Settings, task: str, ev: Evaluation, champ, data_dir: Path, data_md5: str) -> None:
+    """Fill ``ev``'s champion fields: its recorded value on the same data version, else its
+    value re-measured on this test split (after checking that none of this split's samples
+    were in the champion's own train or val split)."""
+    ev.champion_version = champ and str(champ.version)
+    ev.champion_value, ev.champion_how, ev.champion_error = None, "", ""
+    if champ is None:
+        return
+    try:
         if champ.tags.get("data_md5") == data_md5 and "metric_value" in champ.tags:
             ev.champion_value, ev.champion_how = float(champ.tags["metric_value"]), "recorded"
-        else:
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    old = load_bundle(tracking.download_bundle(s, task, ev.champion_version, Path(tmp)))
-                    ev.champion_value = t.evaluate(old.module, data, "test")[t.metric]
-                ev.champion_how = "re-evaluated"
-            except Exception as exc:  # noqa: BLE001  (e.g. the class set changed)
-                ev.champion_how = f"cannot be evaluated on this data: {exc}"
-    return ev
+            return
+        overlap = champion_overlap(s, task, champ, data_dir)
+        if not overlap.success:
+            ev.champion_error = (
+                "cannot be compared fairly on this data version: some of its test samples were train or val "
+                f"samples of the champion's data version {champ.tags.get('data_md5')}\n{overlap.summary()}"
+            )
+            return
+        t = get_task(task)
+        with tempfile.TemporaryDirectory() as tmp:
+            old = load_bundle(tracking.download_bundle(s, task, ev.champion_version, Path(tmp)))
+            ev.champion_value = t.evaluate(old.module, t.load(data_dir), "test")[t.metric]
+        ev.champion_how = "re-evaluated"
+    except Exception as exc:  # noqa: BLE001  (unreadable weights, another class set or image size, a 5xx ...)
+        ev.champion_error = f"cannot be evaluated on this data: {type(exc).__name__}: {exc}"
+
+
+MANIFEST_ARTIFACT = "data/manifest.csv"
+
+
+def champion_overlap(s: Settings, task: str, champ, data_dir: Path) -> ValidationReport:
+    """Great Expectations: no test sample of this data was a train/val sample of the champion's data.
+
+    Samples are matched by content hash (the manifest's ``sha1``); the champion's manifest
+    is the one its run logged.
+    """
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tracking.client(s).download_artifacts(champ.run_id, MANIFEST_ARTIFACT, tmp)
+        theirs = pd.read_csv(path, usecols=["sha1", "split"])
+    ours = read_manifest(data_dir)
+    their_split = theirs.drop_duplicates("sha1").set_index("sha1")["split"]
+    checked = pd.DataFrame({"split": ours["split"], "champion_split": ours["sha1"].map(their_split).fillna("unseen")})
+    expectation = Expectation(
+        "expect_column_values_to_be_in_set",
+        {"column": "champion_split", "value_set": ["test", "unseen"]},
+        "a test sample must not be one the champion trained or validated on",
+        where={"split": "test"},
+    )
+    return validate(checked, [expectation], suite=f"{task}.champion_overlap")
 
 
 # -- log / register / promote -------------------------------------------------------
 
 
-def run_tags(task: str, p: Plan, dv: DataVersion) -> dict[str, str]:
+def plan_tags(p: Plan) -> dict[str, str]:
+    """What a run records when it starts: the task, its resolved configs and the code."""
     return {
-        "mlzoo.task": task,
+        "mlzoo.task": p.task,
         "mlzoo.profile": p.profile,
         "mlzoo.source": p.data_config.get("source", ""),
-        "data_md5": dv.md5,
-        "data_nfiles": str(dv.nfiles),
         "seed": str(p.train_config.get("seed")),
         "mlzoo.data_config": json.dumps(p.data_config, sort_keys=True),
         "mlzoo.train_config": json.dumps(p.train_config, sort_keys=True),
         **provenance_tags(),
         **{f"upstream.{k}": v for k, v in p.train_config.items() if refs.is_registry_ref(v)},
     }
+
+
+def data_tags(dv: DataVersion) -> dict[str, str]:
+    return {"data_md5": dv.md5, "data_nfiles": str(dv.nfiles)}
+
+
+def run_tags(p: Plan, dv: DataVersion) -> dict[str, str]:
+    return {**plan_tags(p), **data_tags(dv)}
 
 
 def model_card(task: str, p: Plan, dv: DataVersion, ev: Evaluation, trained: Trained, tags: dict) -> str:
@@ -272,7 +326,7 @@ def log(
 ) -> str:
     """Params, final metrics, dataset input, review artifacts and the pyfunc model; returns its URI."""
     t = get_task(p.task)
-    tags = run_tags(p.task, p, dv)
+    tags = run_tags(p, dv)
     tracking.log_params(
         s, run_id, {**{f"data.{k}": v for k, v in p.data_config.items()}, **p.train_config, "profile": p.profile}
     )
@@ -281,12 +335,15 @@ def log(
     final.update({f"baseline_{k}": v for k, v in ev.baseline.items()})
     final.update({"train_seconds": trained.train_seconds, "train_samples_per_s": trained.samples_per_s})
     tracking.log_metrics(s, run_id, final, step=trained.epochs)
-    tracking.log_dataset(s, run_id, read_manifest(dv.path), name=p.task, digest=dv.short, source=str(dv.path))
+    manifest = read_manifest(dv.path)
+    source = str(dvc_store.data_dir(s, p.task))
+    tracking.log_dataset(s, run_id, manifest, name=p.task, digest=dv.short, source=source)
     data = t.load(dv.path)
     loaded = load_bundle(trained.bundle_dir)
     files = dict(t.examples(loaded.module, data))
     files["model_card.md"] = model_card(p.task, p, dv, ev, trained, tags)
     files["validation_report.md"] = report.to_markdown()
+    files[MANIFEST_ARTIFACT] = (dv.path / "manifest.csv").read_bytes()  # what later champions are checked against
     tracking.log_artifacts(s, run_id, files, trained.bundle_dir.parent / "review")
     return tracking.log_model(s, run_id, trained.bundle_dir)
 
@@ -306,79 +363,65 @@ def register(s: Settings, task: str, model_uri: str, run_id: str, dv: DataVersio
     )
 
 
-def promote(s: Settings, task: str, version: str, run_id: str, ev: Evaluation) -> Decision:
-    """Challenger becomes @champion only if it beats the champion on the same test data."""
-    old = ev.champion_version
-    if ev.beats_champion():
-        reason = (
-            "no champion yet"
-            if old is None
-            else f"{ev.metric} {ev.value:.4f} beats champion v{old} ({ev.champion_value}, {ev.champion_how})"
-            if ev.champion_value is not None
-            else f"champion v{old} {ev.champion_how}"
-        )
-        if old is not None:
-            tracking.set_alias(s, task, tracking.PREVIOUS, old)
-        tracking.set_alias(s, task, tracking.CHAMPION, version)
-        decision = Decision(True, reason, version, old, version, ev.value, ev.champion_value)
-    else:
-        reason = f"{ev.metric} {ev.value:.4f} does not beat champion v{old} ({ev.champion_value:.4f})"
+def promote(
+    s: Settings, task: str, version: str, run_id: str, ev: Evaluation, data_dir: Path, data_md5: str
+) -> Decision:
+    """The promotion decision (see :mod:`flows.promotion`), recorded on the run and the version."""
+    policy = promotion.Policy.from_params(dvc_store.read_params(s, task).get("promotion"))
+
+    def measure(champ) -> None:
+        measure_champion(s, task, ev, champ, data_dir, data_md5)
+
+    outcome, reason = promotion.promote(s, task, version, ev, policy, measure, lambda v: package(s, task, v))
+    try:
         prev = tracking.get_alias(s, task, tracking.PREVIOUS)
-        decision = Decision(False, reason, old, prev and str(prev.version), version, ev.value, ev.champion_value)
+        champ = tracking.get_alias(s, task, tracking.CHAMPION)
+    except tracking.RegistryError:
+        prev = champ = None
+    decision = Decision(outcome, reason, champ and str(champ.version), prev and str(prev.version))
     tracking.set_tags(
-        s,
-        run_id,
-        {
-            "promotion.decision": "promoted" if decision.promoted else "rejected",
-            "promotion.reason": reason,
-            "promotion.model_version": version,
-        },
+        s, run_id, {"promotion.decision": outcome, "promotion.reason": reason, "promotion.model_version": version}
     )
     metrics = {"promotion_challenger_metric": ev.value}
     if ev.champion_value is not None:
         metrics["promotion_champion_metric"] = ev.champion_value
     tracking.log_metrics(s, run_id, metrics)
-    tracking.client(s).set_model_version_tag(task, version, "promotion", decision.reason)
+    tracking.client(s).set_model_version_tag(task, version, "promotion.decision", outcome)
+    if outcome != promotion.PROMOTED:
+        tracking.client(s).set_model_version_tag(task, version, "promotion", reason)
+    faults.reached("promote")
     return decision
-
-
-def rollback(s: Settings, task: str) -> Decision:
-    """Swap @champion and @previous (so a second rollback undoes the first)."""
-    champ = tracking.get_alias(s, task, tracking.CHAMPION)
-    prev = tracking.get_alias(s, task, tracking.PREVIOUS)
-    if prev is None:
-        raise RuntimeError(f"'{task}' has no @previous model version to roll back to")
-    tracking.set_alias(s, task, tracking.CHAMPION, prev.version)
-    tracking.set_alias(s, task, tracking.PREVIOUS, champ.version if champ else None)
-    return Decision(
-        True,
-        f"rolled back from v{champ and champ.version} to v{prev.version}",
-        str(prev.version),
-        champ and str(champ.version),
-        str(prev.version),
-        float(prev.tags.get("metric_value", "nan")),
-    )
 
 
 # -- package ------------------------------------------------------------------------
 
 
-def package(s: Settings, task: str) -> str | None:
-    """Import the current champion into the Bento store and build its Bento (reused when current)."""
-    champ = tracking.get_alias(s, task, tracking.CHAMPION)
-    if champ is None:
-        return None
-    existing = packaging.find_bento(task, str(champ.version))
+def package(s: Settings, task: str, version: str) -> str:
+    """The Bento of model ``version``: built once, from the code running now, then reused.
+
+    Built before the version becomes @champion, so every champion keeps the Bento of the
+    code that trained it, and rollback switches Bentos instead of rebuilding.
+    """
+    c = tracking.client(s)
+    mv = c.get_model_version(task, version)
+    existing = packaging.find_bento(mv)
     if existing:
         return existing
-    run = tracking.client(s).get_run(champ.run_id)
+    run = c.get_run(mv.run_id)
     metadata = {
-        "mlflow_run_id": champ.run_id,
-        "data_md5": champ.tags.get("data_md5", ""),
+        "mlflow_run_id": mv.run_id,
+        "data_md5": mv.tags.get("data_md5", ""),
         "git_commit": run.data.tags.get("git_commit", ""),
         "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith(("test_", "baseline_"))},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = tracking.download_bundle(s, task, str(champ.version), Path(tmp))
-        model_tag = packaging.import_model(task, str(champ.version), bundle, metadata)
-    return packaging.build_bento(task, model_tag, {"task": task, "mlflow_version": str(champ.version)})
+        bundle = tracking.download_bundle(s, task, version, Path(tmp))
+        model_tag = packaging.import_model(task, version, bundle, metadata)
+    faults.reached("package")
+    return packaging.build_bento(task, model_tag, {"task": task, "mlflow_version": version, "mlflow_run_id": mv.run_id})
+
+
+def champion_bento(s: Settings, task: str) -> str | None:
+    """The Bento of the current champion (None when the task has no champion yet)."""
+    champ = tracking.get_alias(s, task, tracking.CHAMPION)
+    return champ and package(s, task, str(champ.version))

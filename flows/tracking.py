@@ -120,28 +120,76 @@ def log_model(s: Settings, run_id: str, bundle_dir: Path) -> str:
 
 
 def register(s: Settings, task: str, model_uri: str, run_id: str, tags: dict[str, Any]) -> str:
-    """Register ``model_uri`` as a new version of the task's model; return the version."""
+    """Register ``model_uri`` as a new version of the task's model; return the version.
+
+    Idempotent per run: a retried step (or a rerun after the server came back) finds the
+    version this run already registered instead of creating a second one.
+    """
+    from mlflow.exceptions import MlflowException
+
     c = client(s)
     try:
         c.get_registered_model(task)
-    except Exception:  # noqa: BLE001 (MLflow raises its own RestException for "not found")
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise
         c.create_registered_model(task, description=f"mlzoo task '{task}': champion served by BentoML")
+    existing = c.search_model_versions(f"name='{task}' and run_id='{run_id}'")
+    if existing:
+        return str(min(int(v.version) for v in existing))
     mv = c.create_model_version(task, model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()})
     return str(mv.version)
 
 
+class RegistryError(RuntimeError):
+    """The model registry could not be read: nothing may be decided from what it would have said."""
+
+
+def _not_found(exc: Exception) -> bool:
+    """MLflow's answer for a missing model (RESOURCE_DOES_NOT_EXIST) or alias (INVALID_PARAMETER_VALUE
+    "... alias ... not found"); anything else (a 5xx, "database is locked", a timeout) is an error."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+
+
 def get_alias(s: Settings, task: str, alias: str):
-    """The model version behind ``task@alias``, or None."""
+    """The model version behind ``task@alias``; None only when MLflow says there is none.
+
+    Any other failure raises :class:`RegistryError`: treating "could not ask" as "no
+    champion" is what let an unmeasured challenger through.
+    """
+    from mlflow.exceptions import MlflowException
+
     try:
         return client(s).get_model_version_by_alias(task, alias)
-    except Exception:  # noqa: BLE001 (no such model or alias)
-        return None
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise RegistryError(f"cannot read {task}@{alias} from the registry at {s.tracking_uri}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 (connection errors, sqlite "database is locked", ...)
+        raise RegistryError(f"cannot read {task}@{alias} from the registry at {s.tracking_uri}: {exc}") from exc
+
+
+def check_reachable(s: Settings, timeout: float = 10) -> None:
+    """Fail fast, before any training, when the tracking server cannot be reached."""
+    if s.tracking_uri.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            httpx.get(s.tracking_uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"the MLflow tracking server at {s.tracking_uri} is unreachable: {exc}") from exc
+    try:
+        client(s).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001
+        raise RegistryError(f"the MLflow tracking store at {s.tracking_uri} cannot be read: {exc}") from exc
 
 
 def set_alias(s: Settings, task: str, alias: str, version: str | None) -> None:
     c = client(s)
     if version is None:
-        c.delete_registered_model_alias(task, alias)
+        if get_alias(s, task, alias) is not None:
+            c.delete_registered_model_alias(task, alias)
     else:
         c.set_registered_model_alias(task, alias, str(version))
 

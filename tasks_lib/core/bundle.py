@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from tasks_lib.core.atomic import atomic_dir
 from tasks_lib.core.registry import get_task
 from tasks_lib.core.task import LoadedModel
 
@@ -19,12 +20,17 @@ CONFIG = "config.json"
 
 
 def save_bundle(loaded: LoadedModel, out: Path) -> Path:
-    """Write ``loaded`` as a bundle folder and return it."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``loaded`` as a bundle folder and return it.
+
+    The folder is built under a temporary name and renamed into place as a whole (replacing
+    an older bundle at ``out``), so ``out`` never holds a half-written bundle.
+    """
+    out = Path(out)
     state = {k: v.detach().cpu().contiguous() for k, v in loaded.module.state_dict().items()}
-    save_file(state, str(out / WEIGHTS))
     meta = {"task": loaded.task.name, "config": loaded.cfg.to_dict(), "info": loaded.info}
-    (out / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    with atomic_dir(out) as tmp:
+        save_file(state, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_bytes(json.dumps(meta, indent=2, sort_keys=True).encode())
     return out
 
 

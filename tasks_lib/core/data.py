@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks_lib.core.atomic import atomic_path, atomic_write_text
 from tasks_lib.core.task import Expectation, Prepared
 
 MANIFEST = "manifest.csv"
@@ -36,9 +37,10 @@ def sha1_bytes(data: bytes) -> str:
 
 
 def write_prepared(out: Path, prepared: Prepared) -> None:
-    """Write the manifest and info next to the task's files (deterministic bytes)."""
-    prepared.manifest.to_csv(out / MANIFEST, index=False, lineterminator="\n")
-    (out / INFO).write_text(json.dumps(prepared.info, indent=2, sort_keys=True) + "\n")
+    """Write the manifest and info next to the task's files (deterministic bytes, each file atomically)."""
+    with atomic_path(out / MANIFEST) as tmp:
+        prepared.manifest.to_csv(tmp, index=False, lineterminator="\n")
+    atomic_write_text(out / INFO, json.dumps(prepared.info, indent=2, sort_keys=True) + "\n")
 
 
 def read_manifest(data_dir: Path) -> pd.DataFrame:
@@ -65,6 +67,27 @@ def all_splits_present() -> Expectation:
         {"column": "split", "value_set": list(SPLITS)},
         "train, val and test all present",
     )
+
+
+def hash_split(keys, val_fraction: float, test_fraction: float, salt: int = 0) -> np.ndarray:
+    """Assign 'train'/'val'/'test' to each key (a sample's content hash, or a stable group id) by
+    hash bucketing, as TFX does: bucket = first 8 bytes of sha256(f"{salt}:{key}") / 2**64;
+    bucket < test_fraction -> test, < test_fraction + val_fraction -> val, else train.
+
+    Why: a seeded shuffle of the pool moves samples between train and test whenever the pool
+    grows, shrinks or is re-prepared with other sizes, so a champion re-evaluated on a new data
+    version would be scored on samples it trained on. Here a sample's split is a pure function
+    of its key and the salt (``split_seed``): adding or removing other samples never changes it.
+    Not stratified: on small pools a class can miss a split, and the fractions hold only on average.
+    """
+    split = np.empty(len(keys), dtype=object)
+    test_edge = test_fraction
+    val_edge = test_fraction + val_fraction
+    for i, key in enumerate(keys):
+        digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
+        bucket = int.from_bytes(digest[:8], "big") / 2**64
+        split[i] = "test" if bucket < test_edge else "val" if bucket < val_edge else "train"
+    return split
 
 
 def random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:

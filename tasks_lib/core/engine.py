@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import TaskConfig
 from tasks_lib.core.task import LogFn
 
@@ -115,12 +116,10 @@ def fit(
 
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = load_checkpoint(checkpoint, device, generators={"loader": gen, "aug": aug_gen})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        gen.set_state(state["loader_rng"])
-        aug_gen.set_state(state["aug_rng"])
         start_epoch = state["epoch"] + 1
 
     steps, seen, train_seconds = 0, 0, 0.0
@@ -162,17 +161,15 @@ def fit(
             metrics.update({f"val_{k}": v for k, v in evaluate().items()})
         log(metrics, epoch)
         if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(
+            save_checkpoint(
+                checkpoint,
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    "loader_rng": gen.get_state(),
-                    "aug_rng": aug_gen.get_state(),
                     "epoch": epoch,
                 },
-                checkpoint,
+                generators={"loader": gen, "aug": aug_gen},
             )
     model.eval()
     return FitResult(
@@ -228,11 +225,10 @@ def start_loop(
     )
     start_epoch = 0
     if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = load_checkpoint(checkpoint, device, generators={"data": gen})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        gen.set_state(state["rng"])
         start_epoch = state["epoch"] + 1
     return Loop(optimizer, scheduler, start_epoch)
 
@@ -241,7 +237,6 @@ def save_loop(checkpoint: Path | None, model: nn.Module, loop: Loop, gen: torch.
     """Checkpoint what :func:`start_loop` resumes from (no-op without a checkpoint path)."""
     if checkpoint is None:
         return
-    Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "optimizer": loop.optimizer.state_dict()}
-    state |= {"scheduler": loop.scheduler.state_dict(), "rng": gen.get_state(), "epoch": epoch}
-    torch.save(state, checkpoint)
+    state |= {"scheduler": loop.scheduler.state_dict(), "epoch": epoch}
+    save_checkpoint(checkpoint, state, generators={"data": gen})

@@ -31,6 +31,7 @@ from PIL import Image
 from torch import nn
 
 from tasks_lib.core import engine
+from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
@@ -539,11 +540,10 @@ def fit_pairs(
     loss_fn = LOSSES[cfg.loss]
     start = 0
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = load_checkpoint(checkpoint, device, generators={"data": gen})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        gen.set_state(state["rng"])
         start = state["epoch"] + 1
     steps, seen, train_seconds = 0, 0, 0.0
     for epoch in range(start, cfg.epochs):
@@ -580,16 +580,15 @@ def fit_pairs(
                 metrics.update({f"val_{k}": v for k, v in evaluate().items()})
         log(metrics, epoch)
         if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(
+            save_checkpoint(
+                checkpoint,
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    "rng": gen.get_state(),
                     "epoch": epoch,
                 },
-                checkpoint,
+                generators={"data": gen},
             )
     model.eval()
     return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)

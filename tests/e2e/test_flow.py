@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from flows import tracking
@@ -108,13 +110,17 @@ def test_validation_failure_stops_before_training_and_registers_nothing(history,
         for i in range(n):
             Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
     before = _versions(settings)
+    lock = (settings.workspace / "dvc.lock").read_text()
     with pytest.raises(DataValidationError, match="every class present in train"):
         retrain(TASK, "smoke", data_overrides={"source": "imagefolder", "path": str(tmp_path)})
     assert _versions(settings) == before
+    assert (settings.workspace / "dvc.lock").read_text() == lock  # bad data never becomes the current version
+    current = yaml.safe_load(lock)["stages"][f"prepare@{TASK}"]["outs"][0]["md5"]
     assert str(tracking.get_alias(settings, TASK, "champion").version) == history[1]["model_version"]
     exp = tracking.client(settings).get_experiment_by_name(TASK)
     last = tracking.client(settings).search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
     assert last.info.status == "FAILED" and last.data.tags["validation"] == "failed"
+    assert last.data.tags["data_md5"].endswith(".dir") and last.data.tags["data_md5"] != current
 
 
 def test_crash_in_training_leaves_the_champion(history, settings):
@@ -202,14 +208,43 @@ def test_a_worker_runs_a_deployment(history, settings, prefect_api):
     assert len(_versions(settings)) == len(before) + 1  # the worker's run registered a version
 
 
-def test_new_data_version_re_evaluates_the_champion_on_it(history, settings):
-    """Promotion compares on the same test data: a new data version means re-evaluating the champion."""
+def test_grown_dataset_re_evaluates_the_champion_only_on_samples_it_never_saw(history, settings):
+    """A new data version means re-evaluating the champion on it; splits are a function of
+    content, so the new test split holds none of the champion's train or val samples."""
     from flows.pipeline import retrain
+    from flows.steps import MANIFEST_ARTIFACT
 
     champ = tracking.get_alias(settings, TASK, "champion")
-    result = retrain(TASK, "smoke", data_overrides={"split_seed": 1})
+    result = retrain(TASK, "smoke", data_overrides={"max_samples": 800})  # smoke uses 600
     assert result["data_md5"] != history[0]["data_md5"]
     before = result["champion_before"]
     assert before["version"] == str(champ.version) and before["how"] == "re-evaluated"
-    assert before["value"] is not None
     assert result["promoted"] == (result["value"] > before["value"])
+    c = tracking.client(settings)
+    old = pd.read_csv(c.download_artifacts(champ.run_id, MANIFEST_ARTIFACT))
+    new = pd.read_csv(c.download_artifacts(result["run_id"], MANIFEST_ARTIFACT))
+    seen = set(old.loc[old["split"] != "test", "sha1"])
+    assert not seen & set(new.loc[new["split"] == "test", "sha1"])
+    both = old.merge(new, on="sha1", suffixes=("_old", "_new"))
+    assert len(both) >= 500 and (both["split_old"] == both["split_new"]).all()  # nobody changed split
+
+
+def test_re_drawn_splits_hold_the_challenger(history, settings):
+    """Another split salt puts champion training samples in the new test split: no fair comparison."""
+    from flows.pipeline import retrain
+    from flows.promotion import PromotionHeld
+
+    champ = tracking.get_alias(settings, TASK, "champion")
+    with pytest.raises(PromotionHeld, match="cannot be compared fairly") as held:
+        retrain(TASK, "smoke", data_overrides={"split_seed": 1})
+    assert f"mlzoo promote {TASK} {held.value.result['model_version']}" in held.value.reason
+    assert tracking.get_alias(settings, TASK, "champion").version == champ.version
+    run = tracking.client(settings).get_run(held.value.result["run_id"])
+    assert run.data.tags["promotion.decision"] == "held"
+
+
+def test_registering_twice_for_one_run_gives_one_version(history, settings):
+    """A retried register step (e.g. after a lost response) must not add a version."""
+    mv = tracking.client(settings).get_model_version(TASK, history[1]["model_version"])
+    again = tracking.register(settings, TASK, mv.source, mv.run_id, {})
+    assert again == history[1]["model_version"]

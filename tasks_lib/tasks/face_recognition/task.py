@@ -15,7 +15,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes, stratified_split
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.figures import image_grid_figure
 from tasks_lib.core.images import decode_image, png_bytes, to_model_array
 from tasks_lib.core.registry import register
@@ -149,7 +149,7 @@ class FaceRecognition(Task):
         if dcfg.max_samples and len(x) > dcfg.max_samples:
             pick = np.sort(np.random.default_rng(dcfg.split_seed).choice(len(x), dcfg.max_samples, replace=False))
             x, y, hashes = x[pick], y[pick], hashes[pick]
-        split = stratified_split(y, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+        split = hash_split(hashes, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)  # stable under growth
         out.mkdir(parents=True, exist_ok=True)
         for s in SPLITS:
             np.save(out / f"{s}_x.npy", x[split == s])

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks_lib.core import engine
+from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest
 from tasks_lib.core.errors import InvalidInput
@@ -230,8 +231,8 @@ class GameControl(Task):
         obs = venv.obs()
         best = (-np.inf, None)
         start_epoch, steps_done, env_steps, train_seconds = 0, 0, 0, 0.0
-        if checkpoint is not None and Path(checkpoint).exists():  # resume: weights and schedule, fresh envs
-            state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if checkpoint is not None and Path(checkpoint).exists():  # resume: weights, schedule and RNGs, fresh envs
+            state = load_checkpoint(checkpoint, device, generators={"minibatch": perm_gen})
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             start_epoch, steps_done, env_steps = state["epoch"] + 1, state["steps"], state["env_steps"]
@@ -286,8 +287,8 @@ class GameControl(Task):
             if val.mean() >= best[0]:
                 best = (float(val.mean()), {k: v.detach().clone() for k, v in model.state_dict().items()})
             if checkpoint is not None:
-                Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-                torch.save(
+                save_checkpoint(
+                    checkpoint,
                     {
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
@@ -297,7 +298,7 @@ class GameControl(Task):
                         "best_value": best[0],
                         "best_state": best[1],
                     },
-                    checkpoint,
+                    generators={"minibatch": perm_gen},
                 )
         if cfg.keep_best and best[1] is not None:
             history = model.history.clone()

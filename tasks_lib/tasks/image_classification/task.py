@@ -16,7 +16,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes, stratified_split
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
@@ -124,12 +124,12 @@ class ImageClassification(Task):
             pick = np.sort(np.random.default_rng(dcfg.split_seed).choice(len(x), dcfg.max_samples, replace=False))
             x, y, hashes = x[pick], y[pick], hashes[pick]
             split = split[pick] if split is not None else None
+        # Split by content hash, so growing or re-subsampling the pool never moves a sample.
         if split is None:
-            split = stratified_split(y, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+            split = hash_split(hashes, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
         else:  # the source fixes test; carve validation out of train
             train_idx = np.flatnonzero(split == "train")
-            sub = stratified_split(y[train_idx], dcfg.val_fraction, 0.0, dcfg.split_seed)
-            split[train_idx] = sub
+            split[train_idx] = hash_split(hashes[train_idx], dcfg.val_fraction, 0.0, dcfg.split_seed)
 
         out.mkdir(parents=True, exist_ok=True)
         rows = []

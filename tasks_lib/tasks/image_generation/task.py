@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks_lib.core import engine, refs
+from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, stratified_split
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import png_bytes
@@ -103,7 +104,7 @@ class ImageGeneration(Task):
         if dcfg.max_samples and len(x) > dcfg.max_samples:
             pick = np.sort(np.random.default_rng(dcfg.split_seed).choice(len(x), dcfg.max_samples, replace=False))
             x, y, hashes = x[pick], y[pick], hashes[pick]
-        split = stratified_split(y, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+        split = hash_split(hashes, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)  # stable under growth
         out.mkdir(parents=True, exist_ok=True)
         rows = []
         for s in SPLITS:
@@ -242,12 +243,10 @@ class ImageGeneration(Task):
         fixed_labels = torch.arange(model.n_classes)
         start_epoch = 0
         if checkpoint is not None and Path(checkpoint).exists():
-            state = torch.load(checkpoint, map_location=device, weights_only=False)
+            state = load_checkpoint(checkpoint, device, generators={"data": gen})  # + torch's global RNG
             model.load_state_dict(state["model"])
             opt_g.load_state_dict(state["opt_g"])
             opt_d.load_state_dict(state["opt_d"])
-            gen.set_state(state["rng"])
-            torch.set_rng_state(state["torch_rng"])
             start_epoch = state["epoch"] + 1
         steps, train_seconds = 0, 0.0
         for epoch in range(start_epoch, cfg.epochs):
@@ -292,17 +291,15 @@ class ImageGeneration(Task):
                 )[..., 0].to(model.snapshots.device)
                 model.snapshot_epochs[slot] = epoch
             if checkpoint is not None:
-                Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-                torch.save(
+                save_checkpoint(
+                    checkpoint,
                     {
                         "model": model.state_dict(),
                         "opt_g": opt_g.state_dict(),
                         "opt_d": opt_d.state_dict(),
-                        "rng": gen.get_state(),
-                        "torch_rng": torch.get_rng_state(),
                         "epoch": epoch,
                     },
-                    checkpoint,
+                    generators={"data": gen},
                 )
         model.eval()
         return engine.FitResult(

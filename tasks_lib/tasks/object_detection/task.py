@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from tasks_lib.core import engine, synthetic
+from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, random_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
@@ -152,7 +153,8 @@ class ObjectDetection(Task):
         keep = np.sort(first)  # exact duplicate images would sit in two splits: keep one copy
         if dcfg.max_samples:
             keep = keep[: dcfg.max_samples]
-        split = random_split(len(keep), dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+        # Split by image content hash: a sample keeps its split however many scenes are generated.
+        split = hash_split(hashes[keep], dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
 
         out.mkdir(parents=True, exist_ok=True)
         rows = []
@@ -307,11 +309,10 @@ class ObjectDetection(Task):
         )
         start_epoch = 0
         if checkpoint is not None and Path(checkpoint).exists():
-            state = torch.load(checkpoint, map_location=device, weights_only=False)
+            state = load_checkpoint(checkpoint, device, generators={"data": gen})
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            gen.set_state(state["rng"])
             start_epoch = state["epoch"] + 1
         steps, seen, train_seconds = 0, 0, 0.0
         for epoch in range(start_epoch, cfg.epochs):
@@ -349,16 +350,15 @@ class ObjectDetection(Task):
             metrics.update({f"val_{k}": v for k, v in val.items()})
             log(metrics, epoch)
             if checkpoint is not None:
-                Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-                torch.save(
+                save_checkpoint(
+                    checkpoint,
                     {
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
-                        "rng": gen.get_state(),
                         "epoch": epoch,
                     },
-                    checkpoint,
+                    generators={"data": gen},
                 )
         model.eval()
         return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)

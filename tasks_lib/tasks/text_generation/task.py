@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks_lib.core import engine
+from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
@@ -226,10 +227,9 @@ class TextGeneration(Task):
         optimizer = engine.make_optimizer(model, cfg)
         start_epoch = 0
         if checkpoint is not None and checkpoint.exists():
-            state = torch.load(checkpoint, map_location=device, weights_only=False)
+            state = load_checkpoint(checkpoint, device, generators={"data": gen})
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            gen.set_state(state["rng"])
             start_epoch = state["epoch"] + 1
         offsets = torch.arange(t + 1)
         steps, seen, train_seconds = 0, 0, 0.0
@@ -262,15 +262,10 @@ class TextGeneration(Task):
             metrics.update({f"val_{k}": v for k, v in self._losses(model, data.ids["val"], cfg.eval_windows).items()})
             log(metrics, epoch)
             if checkpoint is not None:
-                checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "rng": gen.get_state(),
-                        "epoch": epoch,
-                    },
+                save_checkpoint(
                     checkpoint,
+                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
+                    generators={"data": gen},  # dropout draws from torch's global RNG, saved too
                 )
         model.eval()
         return engine.FitResult(
