@@ -42,10 +42,12 @@ EXIT_FAILED, EXIT_HELD, EXIT_INVALID_DATA = 1, 2, 3
 def cmd_run(args: argparse.Namespace, s: Settings) -> int:
     from flows.pipeline import retrain, retrain_all
     from flows.promotion import PromotionHeld
+    from flows.redact import hide
     from flows.tracking import RegistryError
     from flows.validation import DataValidationError
 
     data = {k: v for k, v in (("source", args.source), ("path", args.path)) if v} | _overrides(args.data)
+    data = hide(data)  # a URL with credentials travels as a Prefect Secret reference, never as a parameter
     try:
         if args.task == "all":
             result = retrain_all(args.profile)
@@ -140,17 +142,18 @@ def cmd_reproduce(args: argparse.Namespace, s: Settings) -> int:
 
 
 def cmd_gc(args: argparse.Namespace, s: Settings) -> int:
-    from flows import gc
+    from flows import dvc_store, gc
 
-    garbage = gc.find(s, args.keep)
-    for line in garbage.lines():
-        print(("removing " if args.apply else "would remove ") + line)
-    if not garbage.versions and not garbage.cache_objects:
-        print("nothing to remove")
-    elif args.apply:
-        gc.remove(s, garbage)
-    else:
-        print("(dry run: --apply removes them)")
+    with dvc_store.workspace_lock(s):  # no run may version data while its cache objects are judged
+        garbage = gc.find(s, args.keep)
+        for line in garbage.lines():
+            print(("removing " if args.apply else "would remove ") + line)
+        if not garbage.versions and not garbage.cache_objects:
+            print("nothing to remove")
+        elif args.apply:
+            gc.remove(s, garbage)
+        else:
+            print("(dry run: --apply removes them)")
     return 0
 
 

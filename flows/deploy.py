@@ -22,7 +22,10 @@ def ensure_pool(name: str) -> None:
 def deploy(tasks: list[str], cron: str, pool: str, profile: str) -> list[str]:
     """Register one deployment per task; returns their ``flow/deployment`` names."""
     from prefect import flow
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
+    # one run of a task at a time; a cron run that fires while a manual one runs waits in line
+    one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
     ensure_pool(pool)
     names = []
     for task in tasks:
@@ -33,6 +36,7 @@ def deploy(tasks: list[str], cron: str, pool: str, profile: str) -> list[str]:
             cron=cron,
             parameters={"task": task, "profile": profile},
             tags=["mlzoo", task, pool],
+            concurrency_limit=one_at_a_time,
             description=f"Scheduled retraining of '{task}' ({profile} profile) on the '{pool}' pool",
         )
         # apply() rather than flow.deploy(): prefect 3.8.8's deploy() asks the server for the

@@ -33,6 +33,7 @@ def build_bento(task: str, model_tag, labels: dict[str, str]) -> str:
     (``bentoml serve`` does not apply a Bento's ``envs``; only its container does).
     """
     import bentoml
+    from bentoml._internal.bento.build_config import BentoEnvSchema  # what bentos.build() takes as envs
 
     with tempfile.TemporaryDirectory() as ctx:
         for pkg in ("serving", "tasks_lib"):
@@ -46,7 +47,7 @@ def build_bento(task: str, model_tag, labels: dict[str, str]) -> str:
             include=["serving/*", "tasks_lib/**/*.py"],
             models=[str(model_tag)],
             python={"packages": serving_requirements(), "lock_packages": False},
-            envs=[{"name": k, "value": v} for k, v in TELEMETRY_OFF.items()],  # in the Bento's container too
+            envs=[BentoEnvSchema(name=k, value=v) for k, v in TELEMETRY_OFF.items()],  # in its container too
             build_ctx=ctx,
         )
     return str(bento.tag)

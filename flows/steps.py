@@ -1,7 +1,7 @@
 """The pipeline's steps as plain functions: testable without Prefect, wrapped by
 ``@task`` in :mod:`flows.pipeline`.
 
-prepare -> version -> validate -> train -> evaluate -> log -> register -> promote -> package
+prepare -> validate -> version -> train -> evaluate -> log -> register -> promote (+ package)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows import dvc_store, faults, packaging, promotion, tracking
+from flows import dvc_store, faults, packaging, promotion, redact, tracking
 from flows.dvc_store import DataVersion
 from flows.provenance import provenance_tags
 from flows.settings import Settings
@@ -99,7 +99,8 @@ def plan(
     alias names now (``models:/NAME/VERSION``), so the run records its exact lineage.
     """
     t = get_task(task)
-    dcfg, tcfg = t.configs(profile, dvc_store.read_params(s, task), data_overrides, train_overrides)
+    params = {k: v for k, v in dvc_store.read_params(s, task).items() if k != "promotion"}  # that one is ours
+    dcfg, tcfg = t.configs(profile, params, redact.reveal(data_overrides), train_overrides)
     train_config = tcfg.to_dict()
     for key, ref in train_config.items():
         if refs.is_registry_ref(ref) and "@" in ref:
@@ -271,7 +272,7 @@ def plan_tags(p: Plan) -> dict[str, str]:
         "mlzoo.profile": p.profile,
         "mlzoo.source": p.data_config.get("source", ""),
         "seed": str(p.train_config.get("seed")),
-        "mlzoo.data_config": json.dumps(p.data_config, sort_keys=True),
+        "mlzoo.data_config": json.dumps(redact.redact_all(p.data_config), sort_keys=True),
         "mlzoo.train_config": json.dumps(p.train_config, sort_keys=True),
         **provenance_tags(),
         **{f"upstream.{k}": v for k, v in p.train_config.items() if refs.is_registry_ref(v)},
@@ -316,7 +317,7 @@ Primary metric `{ev.metric}`: **{ev.value:.4f}**; current champion: {champ}.
 ## Configuration
 
 ```json
-{json.dumps({"data": p.data_config, "train": p.train_config}, indent=2)}
+{json.dumps({"data": redact.redact_all(p.data_config), "train": p.train_config}, indent=2)}
 ```
 """
 
@@ -328,7 +329,13 @@ def log(
     t = get_task(p.task)
     tags = run_tags(p, dv)
     tracking.log_params(
-        s, run_id, {**{f"data.{k}": v for k, v in p.data_config.items()}, **p.train_config, "profile": p.profile}
+        s,
+        run_id,
+        {
+            **{f"data.{k}": v for k, v in redact.redact_all(p.data_config).items()},
+            **p.train_config,
+            "profile": p.profile,
+        },
     )
     tracking.set_tags(s, run_id, {**tags, "weights_sha256": trained.weights_sha256})
     final = {f"test_{k}": v for k, v in ev.metrics.items()}

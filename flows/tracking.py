@@ -70,6 +70,7 @@ def log_artifacts(s: Settings, run_id: str, files: dict[str, Any], folder: Path)
     """Write figures (matplotlib) and texts under ``folder`` and log them as run artifacts."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, obj in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         if hasattr(obj, "savefig"):
             obj.savefig(folder / name, dpi=110)
             import matplotlib.pyplot as plt

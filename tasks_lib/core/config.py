@@ -86,7 +86,7 @@ class DataConfig(BaseConfig):
 
     source: str = ""  # empty = the task's default source
     path: str = ""  # local folder or URL for sources that read one
-    split_seed: int = 0
+    split_seed: int = 0  # salt of the content-hash split (data.hash_split); also seeds max_samples picks
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     max_samples: int = 0  # 0 = all; the smoke profile shrinks the data

@@ -89,30 +89,3 @@ def hash_split(keys, val_fraction: float, test_fraction: float, salt: int = 0) -
         split[i] = "test" if bucket < test_edge else "val" if bucket < val_edge else "train"
     return split
 
-
-def random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
-    """Assign 'train'/'val'/'test' to ``n`` samples (or whole sequences) at random; at least one each
-    of test and val. Deterministic in ``seed``."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = max(1, round(n * test_fraction))
-    n_val = max(1, round(n * val_fraction))
-    split = np.empty(n, dtype=object)
-    split[order[:n_test]] = "test"
-    split[order[n_test : n_test + n_val]] = "val"
-    split[order[n_test + n_val :]] = "train"
-    return split
-
-
-def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
-    """Assign 'train'/'val'/'test' per sample, stratified by label, deterministic in ``seed``."""
-    rng = np.random.default_rng(seed)
-    split = np.empty(len(labels), dtype=object)
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        rng.shuffle(idx)
-        n_test = max(1, round(len(idx) * test_fraction)) if test_fraction > 0 else 0
-        n_val = max(1, round(len(idx) * val_fraction)) if val_fraction > 0 else 0
-        split[idx[:n_test]] = "test"
-        split[idx[n_test : n_test + n_val]] = "val"
-        split[idx[n_test + n_val :]] = "train"
-    return split

@@ -33,7 +33,7 @@ from torch import nn
 from tasks_lib.core import engine
 from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import decode_image, png_bytes
 from tasks_lib.core.task import Expectation, LogFn, Request
@@ -135,32 +135,30 @@ def read_photo_folder(root: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def split_names(names: list[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[str]]:
-    """Random split by photo: at least one photo in val and test when there are three or more."""
-    rng = np.random.default_rng(seed)
-    order = [names[i] for i in rng.permutation(len(names))]
-    n = len(order)
-    n_test = max(1, round(n * test_fraction)) if n >= 3 and test_fraction > 0 else 0
-    n_val = max(1, round(n * val_fraction)) if n >= 3 and val_fraction > 0 else 0
-    return {
-        "test": sorted(order[:n_test]),
-        "val": sorted(order[n_test : n_test + n_val]),
-        "train": sorted(order[n_test + n_val :]),
-    }
+def split_photos(
+    photos: dict[str, np.ndarray], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[str]]:
+    """Split by photo, keyed by the hash of its full-size pixels (:func:`hash_split`): a photo keeps its
+    split when others are added or ``max_side`` changes. A very small folder may leave a split empty
+    (validation then says so); another ``split_seed`` or more photos fixes that."""
+    names = sorted(photos)
+    split = hash_split([sha1_bytes(photos[n].tobytes()) for n in names], val_fraction, test_fraction, seed)
+    return {s: [n for n, sp in zip(names, split, strict=True) if sp == s] for s in SPLITS}
 
 
-def folder_splits(root: Path, dcfg: DataConfig) -> dict[str, list[str]]:
+def folder_splits(root: Path, dcfg: DataConfig, photos: dict[str, np.ndarray] | None = None) -> dict[str, list[str]]:
     """Splits of a photo folder: its ``train/`` ``val/`` ``test/`` subfolders (BSD style) when it has them,
-    else a random split by photo (Set5/Set14 style: one flat folder)."""
-    names = sorted(read_photo_folder(root))
+    else a split by photo content hash (Set5/Set14 style: one flat folder). ``photos``: the folder already read."""
+    photos = read_photo_folder(root) if photos is None else photos
+    names = sorted(photos)
     tops = {n.split("/")[0] for n in names if "/" in n}
     if tops & {"train", "test"}:
         by = {s: sorted(n for n in names if n.startswith(f"{s}/")) for s in SPLITS}
         if not by["val"]:  # carve validation out of train
-            sub = split_names(by["train"], dcfg.val_fraction, 0.0, dcfg.split_seed)
+            sub = split_photos({n: photos[n] for n in by["train"]}, dcfg.val_fraction, 0.0, dcfg.split_seed)
             by["train"], by["val"] = sub["train"], sub["val"]
         return by
-    return split_names(names, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+    return split_photos(photos, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
 
 
 def collect_photos(dcfg: PhotoData) -> dict[str, dict[str, np.ndarray]]:
@@ -180,7 +178,7 @@ def collect_photos(dcfg: PhotoData) -> dict[str, dict[str, np.ndarray]]:
     if not dcfg.path:
         raise ValueError(f"source '{dcfg.source}' needs --path pointing at a folder of PNG/JPEG photos")
     photos = read_photo_folder(Path(dcfg.path))
-    names = folder_splits(Path(dcfg.path), dcfg)
+    names = folder_splits(Path(dcfg.path), dcfg, photos)
     if dcfg.max_samples:
         names["train"] = names["train"][: dcfg.max_samples]
     return {s: {n: shrink(photos[n], dcfg.max_side) for n in names[s]} for s in SPLITS}

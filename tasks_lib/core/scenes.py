@@ -85,7 +85,10 @@ def _sources() -> tuple[np.ndarray, np.ndarray]:
 
 
 def instance_pools(split: str, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 0):
-    """The digit and face indices a split may draw from; disjoint between splits."""
+    """The digit and face indices a split may draw from; disjoint between splits.
+
+    The packaged digit and face sets never grow, so this fixed permutation is stable; each split's
+    scenes are then generated from its own seed, and no instance or scene crosses splits."""
     digits, faces = _sources()
     pools = []
     for n in (len(digits), len(faces)):

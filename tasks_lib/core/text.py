@@ -23,7 +23,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import confusion_matrix_figure
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
@@ -228,14 +228,15 @@ class TextClassifierBase(Task):
     def read(self, dcfg: DataConfig) -> tuple[list[str], np.ndarray, list[str], np.ndarray | None]:
         raise NotImplementedError
 
-    def split(self, labels: np.ndarray, fixed: np.ndarray | None, dcfg: DataConfig) -> np.ndarray:
-        from tasks_lib.core.data import stratified_split
-
+    def split(self, texts: Sequence[str], fixed: np.ndarray | None, dcfg: DataConfig) -> np.ndarray:
+        """Split by the text's content hash (the manifest's ``sha1``), stable when the corpus grows; an
+        upstream split wins, and validation is then carved out of its training rows."""
+        keys = np.array(text_columns(texts)["sha1"], dtype=object) if len(texts) else np.zeros(0, object)
         if fixed is None:
-            return stratified_split(labels, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+            return hash_split(keys, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
         split = fixed.copy()
         train_idx = np.flatnonzero(split == "train")
-        split[train_idx] = stratified_split(labels[train_idx], dcfg.val_fraction, 0.0, dcfg.split_seed)
+        split[train_idx] = hash_split(keys[train_idx], dcfg.val_fraction, 0.0, dcfg.split_seed)
         return split
 
     def n_buckets(self, dcfg: DataConfig) -> int:
@@ -258,7 +259,7 @@ class TextClassifierBase(Task):
                 pick = np.sort(np.concatenate([test, rng.choice(rest, k, replace=False)]))
             texts, labels = [texts[i] for i in pick], labels[pick]
             fixed = None if fixed is None else fixed[pick]
-        split = self.split(labels, fixed, dcfg)
+        split = self.split(texts, fixed, dcfg)
 
         train_tokens = [tokenize(t)[: dcfg.max_tokens] for t, s in zip(texts, split, strict=True) if s == "train"]
         vocab = build_vocab(train_tokens, dcfg.vocab_min_freq, dcfg.vocab_max_size)

@@ -32,6 +32,26 @@ def test_declares_what_the_platform_needs(task):
         task.configs(profile)  # every profile builds a valid config
 
 
+# Tasks whose manifest repeats a content hash inside one split by design (the reason is the value).
+REPEATED_CONTENT = {
+    "audio_enhancement": "one row per noisy mixture; sha1 is the clean recording, mixed several times in train",
+}
+
+
+def test_manifest_keys_every_sample_by_content(task, tmp_path):
+    """``sha1`` (the content hash a split is keyed on) and ``split`` on every manifest; no content twice
+    in one split where the task's samples are distinct, and no content in two splits."""
+    dcfg, _ = task.configs("smoke")
+    manifest = task.prepare(dcfg, tmp_path).manifest
+    assert {"sha1", "split", "splits_with_same_content"} <= set(manifest.columns)
+    assert set(manifest["split"]) <= {"train", "val", "test"}
+    samples = manifest.dropna(subset=["sha1"])  # rows that are not samples (face_verification's pairs) have none
+    assert len(samples) and samples["sha1"].astype(str).str.len().gt(0).all()
+    if task.name not in REPEATED_CONTENT:
+        assert not samples.duplicated(["split", "sha1"]).any(), "a content hash repeats inside a split"
+    assert samples.groupby("sha1")["split"].nunique().eq(1).all(), "a content hash sits in two splits"
+
+
 def test_smoke_round_trip(task, tmp_path):
     dcfg, cfg = task.configs("smoke", train_overrides={"epochs": 1, "max_steps_per_epoch": 2})
     data_dir = tmp_path / "data"

@@ -1,13 +1,18 @@
 """A state folder of its own (MLflow registry, DVC workspace and remote, Bento store) driven
-through the real ``mlzoo`` command in subprocesses, so a test can kill a run, run two at
-once, or cut a server off without touching the session's own registry."""
+through the real ``mlzoo`` command in separate processes (forked by a warm parent, see
+``zygote.py``), so a test can kill a run, run two at once, or cut a server off without
+touching the session's own registry."""
 
 from __future__ import annotations
 
+import atexit
+import functools
+import itertools
+import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -17,10 +22,42 @@ from flows.settings import Settings
 MLZOO = str(Path(sys.executable).with_name("mlzoo"))
 
 
+class Zygote:
+    """The warm parent process (tests/e2e/zygote.py), one per test session."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        assert json.loads(self.proc.stdout.readline()) == {"ready": True}
+        atexit.register(self.close)
+
+    def ask(self, command: dict) -> dict:
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+@functools.cache
+def _zygote() -> Zygote:
+    return Zygote()
+
+
 @dataclass
 class Home:
     root: Path
     prefect_api: str
+    _logs: dict[int, Path] = field(default_factory=dict, repr=False)
+    _count: itertools.count = field(default_factory=itertools.count, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -46,13 +83,27 @@ class Home:
         env.update(extra)
         return env
 
-    def mlzoo(self, *args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run([MLZOO, *args], env=self.env(**env), capture_output=True, text=True, timeout=timeout)
+    def _ask(self, command: dict) -> dict:
+        return _zygote().ask(command)
 
-    def popen(self, *args: str, **env: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [MLZOO, *args], env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+    def start(self, *args: str, **env: str) -> int:
+        """Start ``mlzoo ARGS`` in a process of its own; returns its pid."""
+        log = self.root / f"mlzoo-{next(self._count)}.log"
+        pid = self._ask({"run": list(args), "env": self.env(**env), "log": str(log)})["pid"]
+        self._logs[pid] = log
+        return pid
+
+    def wait(self, pid: int) -> subprocess.CompletedProcess:
+        rc = self._ask({"wait": pid})["rc"]
+        out = self._logs.pop(pid).read_text()
+        return subprocess.CompletedProcess([MLZOO], rc, out, out)
+
+    def mlzoo(self, *args: str, **env: str) -> subprocess.CompletedProcess:
+        """``mlzoo ARGS`` to its end (output in both ``stdout`` and ``stderr``)."""
+        return self.wait(self.start(*args, **env))
+
+    def close(self) -> None:
+        assert not self._logs, f"processes never waited for: {sorted(self._logs)}"
 
     def client(self):
         from mlflow import MlflowClient
@@ -78,4 +129,4 @@ class Home:
 
 
 def tail(proc: subprocess.CompletedProcess) -> str:
-    return (proc.stdout or "")[-2000:] + (proc.stderr or "")[-4000:]
+    return (proc.stderr or "")[-5000:]

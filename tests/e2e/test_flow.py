@@ -184,6 +184,9 @@ def test_deploy_registers_scheduled_deployments_in_work_pools(history, settings,
         assert dep.parameters == {"task": TASK, "profile": "quick"}
         assert dep.schedules and dep.schedules[0].schedule.cron == "0 4 * * *"
         assert client.read_work_pool("gpu").type == "process"
+        limit = dep.global_concurrency_limit
+        assert limit is not None and limit.limit == 1
+        assert dep.concurrency_options.collision_strategy.value == "ENQUEUE"  # queued, not dropped
 
 
 def test_a_worker_runs_a_deployment(history, settings, prefect_api):
@@ -248,3 +251,38 @@ def test_registering_twice_for_one_run_gives_one_version(history, settings):
     mv = tracking.client(settings).get_model_version(TASK, history[1]["model_version"])
     again = tracking.register(settings, TASK, mv.source, mv.run_id, {})
     assert again == history[1]["model_version"]
+
+
+def test_a_credentialed_path_reaches_prefect_only_as_a_secret_reference(prefect_api):
+    from flows.redact import SECRET_PREFIX, hide, reveal
+
+    url = "https://alice:s3cr3t@data.example.com/x.tar.gz?sig=abc"
+    hidden = hide({"path": url, "source": "cifar10"})
+    assert hidden["path"].startswith(SECRET_PREFIX) and "s3cr3t" not in hidden["path"]
+    assert hidden["source"] == "cifar10"
+    assert reveal(hidden) == {"path": url, "source": "cifar10"}
+
+
+def test_gc_removes_old_unaliased_versions_and_keeps_champion_and_previous(history, settings, capsys):
+    import bentoml
+
+    c = tracking.client(settings)
+    champ = tracking.get_alias(settings, TASK, "champion")
+    prev = tracking.get_alias(settings, TASK, "previous")
+    before = _versions(settings)
+    assert len(before) > 3
+    assert mlzoo(["gc", "--keep", "1"]) == 0
+    listed = capsys.readouterr().out
+    assert "would remove model version" in listed and _versions(settings) == before  # a dry run
+    assert mlzoo(["gc", "--keep", "1", "--apply"]) == 0
+    after = _versions(settings)
+    kept = {int(champ.version), int(prev.version), max(before)}
+    assert set(after) == kept
+    for v in set(before) - kept:
+        assert f"model version {TASK}/{v}" in listed
+        assert not [b for b in bentoml.bentos.list() if b.tag.name == TASK and b.info.labels.get("mlflow_version") == str(v)]
+    assert c.get_run(champ.run_id).info.lifecycle_stage == "active"
+    from flows import dvc_store
+
+    restored = dvc_store.restore(settings, TASK, champ.tags["data_md5"])  # its data is still there
+    assert (restored / "manifest.csv").exists()

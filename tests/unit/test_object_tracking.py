@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tasks_lib.core.data import hash_split
 from tasks_lib.tasks.object_tracking.metrics import mot_metrics
 from tasks_lib.tasks.object_tracking.mot import Sequence, find_sequences, read_mot_txt, read_sequence, write_sequence
 from tasks_lib.tasks.object_tracking.sequences import generate_sequence
@@ -208,6 +209,27 @@ def test_generated_sequences_are_deterministic_cross_and_occlude():
 # -- a MOTChallenge folder as the task's source ------------------------------------------------
 
 
+def test_prepare_keeps_mot_test_sequences_in_test_when_they_carry_gt(tmp_path):
+    from tasks_lib.core.registry import get_task
+
+    for part, names in (("train", [f"SEQ-{k}" for k in range(4)]), ("test", ["SEQ-9"])):
+        for k, name in enumerate(names):
+            seq = tmp_path / "MOT" / part / name
+            (seq / "img1").mkdir(parents=True)
+            for t in (1, 2):
+                Image.new("RGB", (32, 32), (30 * k + (100 if part == "test" else 0), 20 * t, 0)).save(
+                    seq / "img1" / f"{t:06d}.jpg"
+                )
+            (seq / "gt").mkdir()
+            (seq / "gt" / "gt.txt").write_text("1,1,2,2,8,8,1,1,1\n2,1,4,2,8,8,1,1,1\n")
+    task = get_task("object_tracking")
+    dcfg, _ = task.configs("smoke", data_overrides={"source": "mot", "path": str(tmp_path / "MOT"), "image_size": 32})
+    m = task.prepare(dcfg, tmp_path / "out").manifest
+    by_seq = m.groupby("sequence")["split"].agg(set).to_dict()
+    assert by_seq.pop("SEQ-9") == {"test"}  # the shipped test split wins
+    assert all(len(v) == 1 and v <= {"train", "val"} for v in by_seq.values())  # val carved out of train
+
+
 def test_prepare_reads_a_mot_folder_and_its_manifest_flags_broken_tracks(tmp_path):
     from tasks_lib.core.data import write_prepared
     from tasks_lib.core.registry import get_task
@@ -236,7 +258,13 @@ def test_prepare_reads_a_mot_folder_and_its_manifest_flags_broken_tracks(tmp_pat
     prepared = task.prepare(dcfg, tmp_path / "out")
     m = prepared.manifest
     assert prepared.info["classes"] == ["object"] and sorted(m["sequence"].unique()) == ["SEQ-0", "SEQ-1", "SEQ-2"]
-    assert set(m["split"]) == {"train", "val", "test"} and (m["fps"] == 30).all()
+    assert (m["fps"] == 30).all()
+    # three sequences are too few for hash bucketing to fill every split for sure; each goes whole to the
+    # split of its frames' hash (MOT's test/ holds no gt here, so its train/test split cannot win)
+    per_seq = m.groupby("sequence").agg(split=("split", "unique"), key=("seq_sha1", "first"))
+    assert per_seq["split"].map(len).eq(1).all()
+    expected = hash_split(per_seq["key"].to_numpy(), dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+    assert per_seq["split"].map(lambda v: v[0]).tolist() == list(expected)
     by_seq = m.groupby("sequence")
     assert by_seq["repeated_ids"].max().to_dict() == {"SEQ-0": 0, "SEQ-1": 0, "SEQ-2": 1}
     assert by_seq["missing_frames"].max().to_dict() == {"SEQ-0": 0, "SEQ-1": 1, "SEQ-2": 0}

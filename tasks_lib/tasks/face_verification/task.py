@@ -18,7 +18,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, hash_split, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import decode_image, png_bytes, to_model_array
 from tasks_lib.core.registry import register
@@ -134,7 +134,9 @@ class FaceVerification(Task):
     def _rendered(self, dcfg: FaceData):
         parts, names, offset = {}, [], 0
         counts = {"train": dcfg.n_train_ids, "val": dcfg.n_val_ids, "test": dcfg.n_test_ids}
-        for k, s in enumerate(SPLITS):  # each split renders its own, new identities
+        # Each split renders its own, new identities from its own seed: no content crosses splits, and a
+        # split's identities do not depend on how many the other splits render, so no hash split is needed.
+        for k, s in enumerate(SPLITS):
             x, local = render_identities(counts[s], dcfg.per_id, dcfg.image_size, dcfg.render_seed * 3 + k, dcfg.noise)
             names += [f"{s}_person_{i:04d}" for i in range(counts[s])]
             parts[s] = (x, local + offset, np.ones(len(x), bool), None)
@@ -147,10 +149,14 @@ class FaceVerification(Task):
         persons, pairs = read_lfw(Path(dcfg.path), dcfg.image_size, dcfg.lfw_crop)
         test_names = sorted({p[0] for p in pairs} | {p[2] for p in pairs})
         rest = [n for n in persons if n not in test_names and len(persons[n]) >= 2]
-        rng = np.random.default_rng(dcfg.split_seed)
-        rest = [rest[i] for i in rng.permutation(len(rest))]
-        n_val = max(1, round(dcfg.val_fraction * len(rest))) if len(rest) > 2 else 0
-        split_names = {"val": sorted(rest[:n_val]), "train": sorted(rest[n_val:]), "test": test_names}
+        # pairs.txt fixes the test identities; validation identities are carved out of the rest by the hash
+        # of the person's name, so a person keeps their split whoever else is added to the folder
+        rest_split = hash_split(rest, dcfg.val_fraction, 0.0, dcfg.split_seed)
+        split_names = {
+            "val": sorted(n for n, sp in zip(rest, rest_split, strict=True) if sp == "val"),
+            "train": sorted(n for n, sp in zip(rest, rest_split, strict=True) if sp == "train"),
+            "test": test_names,
+        }
         names = [n for s in SPLITS for n in split_names[s]]
         index = {n: i for i, n in enumerate(names)}
         size = dcfg.image_size

@@ -117,6 +117,8 @@ class GameControl(Task):
         }
         counts = {"train": dcfg.train_envs, "val": dcfg.val_episodes, "test": dcfg.test_episodes}
         base = 1_000_000 * dcfg.split_seed
+        # Each split's episodes come from its own seed range: no episode crosses splits and adding episodes
+        # to one split leaves the others as they were, so no hash split is needed.
         seeds = {s: [base + SEED_OFFSET[s] + i for i in range(counts[s])] for s in SPLITS}
         rows = []
         for s in SPLITS:

@@ -28,7 +28,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
@@ -166,9 +166,11 @@ class ImageCaptioning(Task):
         n_test = max(1, round(dcfg.n_scenes * dcfg.test_fraction))
         n_val = max(1, round(dcfg.n_scenes * dcfg.val_fraction))
         n_train = max(1, dcfg.n_scenes - n_test - n_val)
-        rng = np.random.default_rng(dcfg.scene_seed)
         parts = []
-        for sp, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        # Each split is generated from its own seed (and test scenes from held-out pairs): no scene crosses
+        # splits, and a split's first scenes stay the same when n_scenes grows, so no hash split is needed.
+        for k, (sp, n) in enumerate((("train", n_train), ("val", n_val), ("test", n_test))):
+            rng = np.random.default_rng([dcfg.scene_seed, k])
             x, caps = scenes.generate(rng, n, s, held_out, sp == "test", dcfg.two_object_fraction, small, large)
             parts.append((x, caps, sp))
         x = np.concatenate([p[0] for p in parts])
@@ -187,19 +189,19 @@ class ImageCaptioning(Task):
         keep = np.array([bool(c) for c in caps], dtype=bool)
         x, caps = x[keep], [c for c, k in zip(caps, keep, strict=True) if k]
         fixed = fixed[keep] if fixed is not None else None
-        rng = np.random.default_rng(dcfg.split_seed)
         split = np.empty(len(x), dtype=object)
         free = np.flatnonzero(fixed == "") if fixed is not None else np.arange(len(x))
         if fixed is not None:
             split[fixed != ""] = fixed[fixed != ""]
-        order = rng.permutation(free)
+        # the upstream split wins; what it leaves free is split by image content hash (stable under growth)
         has_test = fixed is not None and (fixed == "test").any()
         has_val = fixed is not None and (fixed == "val").any()
-        n_test = 0 if has_test else max(1, round(len(free) * dcfg.test_fraction))
-        n_val = 0 if has_val else max(1, round(len(free) * dcfg.val_fraction))
-        split[order[:n_test]] = "test"
-        split[order[n_test : n_test + n_val]] = "val"
-        split[order[n_test + n_val :]] = "train"
+        split[free] = hash_split(
+            [sha1_bytes(x[i].tobytes()) for i in free],
+            0.0 if has_val else dcfg.val_fraction,
+            0.0 if has_test else dcfg.test_fraction,
+            dcfg.split_seed,
+        )
         return x, caps, split
 
     def prepare(self, dcfg: CaptionData, out: Path) -> Prepared:

@@ -20,7 +20,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.scenes import (
@@ -114,7 +114,7 @@ class SceneSegmentation(Task):
             )
             counts = {"train": dcfg.n_train, "val": dcfg.n_val, "test": dcfg.n_test}
             parts = {}
-            for s in SPLITS:
+            for s in SPLITS:  # each split is generated from its own seed: no scene crosses splits
                 x, y = generate_scenes(counts[s], spec, s, dcfg.scene_seed)
                 parts[s] = (x, y, np.ones(len(x), bool))
             return parts
@@ -122,11 +122,10 @@ class SceneSegmentation(Task):
             if not dcfg.path:
                 raise ValueError("source 'voc' needs --path pointing at a VOC folder (JPEGImages/ ...)")
             voc = read_voc(Path(dcfg.path), dcfg.image_size)
-            rng = np.random.default_rng(dcfg.split_seed)
-            order = rng.permutation(len(voc["train"]["x"]))
-            n_val = max(1, round(dcfg.val_fraction * len(order)))
-            val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
             tr = voc["train"]
+            # VOC's val list is the test split; validation is carved out of train by image content hash
+            sub = hash_split([sha1_bytes(img.tobytes()) for img in tr["x"]], dcfg.val_fraction, 0.0, dcfg.split_seed)
+            val, train = np.flatnonzero(sub == "val"), np.flatnonzero(sub == "train")
             return {
                 "train": (tr["x"][train], tr["y"][train], tr["decoded"][train]),
                 "val": (tr["x"][val], tr["y"][val], tr["decoded"][val]),

@@ -28,7 +28,7 @@ from torch import nn
 
 from tasks_lib.core import engine, refs
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, random_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.synthetic import KINDS
@@ -130,7 +130,8 @@ class ObjectTracking(Task):
     default_source = "sequences"
     profiles = {
         "smoke": {
-            "data": {"n_sequences": 8, "n_frames": 8, "image_size": 64, "max_objects": 3},
+            # 20, not fewer: sequences are hash-bucketed whole, and val/test need one each
+            "data": {"n_sequences": 20, "n_frames": 8, "image_size": 64, "max_objects": 3},
             "train": {"epochs": 1, "batch_size": 8, "width": 8, "fpn_channels": 32, "head_convs": 1, "lr": 3e-3},
         },
         "quick": {"data": {"n_sequences": 64}, "train": {"epochs": 6, "detector": f"models:/{UPSTREAM}@champion"}},
@@ -160,7 +161,8 @@ class ObjectTracking(Task):
         }
 
     # -- data -------------------------------------------------------------------
-    def _read(self, dcfg: TrackingData) -> tuple[list[Sequence], list[str]]:
+    def _read(self, dcfg: TrackingData) -> tuple[list[Sequence], list[str], list[str | None]]:
+        """(sequences, classes, the split each sequence's source folder ships it in: 'train', 'test' or None)."""
         if dcfg.source == "sequences":
             rng = np.random.default_rng(dcfg.scene_seed)
             seqs = [
@@ -181,11 +183,11 @@ class ObjectTracking(Task):
                 )
                 for i in range(dcfg.n_sequences)
             ]
-            return seqs, list(KINDS)
+            return seqs, list(KINDS), [None] * len(seqs)
         if dcfg.source == "mot":
             if not dcfg.path:
                 raise ValueError("source 'mot' needs --path: a folder of MOTChallenge sequences")
-            seqs = []
+            seqs, shipped = [], []
             for d in find_sequences(Path(dcfg.path)):
                 s = read_sequence(d, dcfg.image_size)
                 if not len(s.gt):
@@ -194,6 +196,8 @@ class ObjectTracking(Task):
                 s.det = None
                 s.name = d.name  # the folder names the sequence in the MOT layout (seqinfo names may repeat)
                 seqs.append(s)
+                parts = d.relative_to(dcfg.path).parts[:-1]
+                shipped.append("test" if "test" in parts else "train" if "train" in parts else None)
             names = [s.name for s in seqs]
             if len(set(names)) < len(names):
                 dup = sorted({n for n in names if names.count(n) > 1})
@@ -202,14 +206,23 @@ class ObjectTracking(Task):
                 raise ValueError(
                     f"{dcfg.path}: {len(seqs)} sequence(s) with gt/gt.txt; need at least 3 (train/val/test)"
                 )
-            return seqs, ["object"]
+            return seqs, ["object"], shipped
         raise ValueError(f"unknown source {dcfg.source}")
 
     def prepare(self, dcfg: TrackingData, out: Path) -> Prepared:
-        seqs, classes = self._read(dcfg)
+        seqs, classes, shipped = self._read(dcfg)
         if dcfg.max_samples:
-            seqs = seqs[: dcfg.max_samples]
-        split = random_split(len(seqs), dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+            seqs, shipped = seqs[: dcfg.max_samples], shipped[: dcfg.max_samples]
+        # A whole sequence goes to one split (its frames are near duplicates), keyed by the hash of its
+        # frames: stable however many sequences there are, and MOT17's copies of one sequence (one per
+        # detector) land together. MOT's own train/test split wins where both halves carry gt.txt.
+        keys = np.array([sha1_bytes(q.frames.tobytes()) for q in seqs])
+        if {"train", "test"} <= set(shipped):
+            split = np.array(["test" if sh == "test" else "train" for sh in shipped], dtype=object)
+            tr = np.flatnonzero(split == "train")
+            split[tr] = hash_split(keys[tr], dcfg.val_fraction, 0.0, dcfg.split_seed)
+        else:
+            split = hash_split(keys, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
         s = dcfg.image_size
         rows = []
         for seq, sp in zip(seqs, split, strict=True):
@@ -274,7 +287,8 @@ class ObjectTracking(Task):
                     "box_y_max": stat(lambda r: r[:, 5].max()),
                     "min_box_width": stat(lambda r: (r[:, 4] - r[:, 2]).min()),
                     "min_box_height": stat(lambda r: (r[:, 5] - r[:, 3]).min()),
-                    "seq_sha1": seq_sha1,
+                    "seq_sha1": seq_sha1,  # the key of the split
+                    "sha1": sha1_bytes(seq.frames[t - 1].tobytes()),  # this frame as stored
                 }
             )
         return pd.DataFrame(recs)

@@ -35,7 +35,7 @@ def read_coco_keypoints(annotation_file: Path, image_dir: Path, size: int) -> di
         raise ValueError(f"{annotation_file}: no category with 'keypoints' names (not a COCO keypoints file?)")
     names = list(cats[0]["keypoints"])
     images = {im["id"]: im for im in doc["images"]}
-    crops, kps, boxes, ids = [], [], [], []
+    crops, kps, boxes, ids, files = [], [], [], [], []
     opened: dict[int, Image.Image] = {}
     for ann in doc["annotations"]:
         if ann.get("iscrowd", 0) or ann.get("num_keypoints", 1) == 0 or ann["category_id"] != cats[0]["id"]:
@@ -56,6 +56,7 @@ def read_coco_keypoints(annotation_file: Path, image_dir: Path, size: int) -> di
         kps.append(np.concatenate([xy, vis[:, None]], 1))
         boxes.append(box)
         ids.append(int(ann["id"]))
+        files.append(str(im["file_name"]))
     if not crops:
         raise ValueError(f"{annotation_file}: no usable person annotations")
     return {
@@ -65,4 +66,5 @@ def read_coco_keypoints(annotation_file: Path, image_dir: Path, size: int) -> di
         "joints": names,
         "skeleton": [list(map(int, e)) for e in cats[0].get("skeleton", [])],
         "ann_ids": ids,
+        "image_files": files,  # the photo each crop comes from: its people go to one split together
     }

@@ -21,7 +21,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import image_from_request, png_bytes
 from tasks_lib.core.registry import register
@@ -176,6 +176,7 @@ class PoseEstimation(Task):
                 kps.append(np.concatenate([xy, np.ones((len(xy), 1))], 1))
                 boxes.append(box)
             x, kp, box = np.stack(imgs), np.stack(kps), np.stack(boxes)
+            keys = [sha1_bytes(im.tobytes()) for im in x]  # each figure is its own sample
             joints, skeleton = list(JOINTS), SKELETON
             flip_pairs = [[2, 5], [3, 6], [4, 7], [8, 11], [9, 12], [10, 13]]
         elif dcfg.source == "coco":
@@ -184,18 +185,16 @@ class PoseEstimation(Task):
             ann = Path(dcfg.annotations) if dcfg.annotations else next(Path(dcfg.path).glob("annotations/*.json"))
             r = read_coco_keypoints(ann, Path(dcfg.path), s)
             x, kp, box, joints = r["images"], r["keypoints"], r["boxes"], r["joints"]
+            keys = r["image_files"]  # crops of one photo overlap: its people share a split
             skeleton = [[a - 1, b - 1] for a, b in r["skeleton"]]  # COCO numbers joints from 1
             flip_pairs = []
         else:
             raise ValueError(f"unknown source {dcfg.source}")
         if dcfg.max_samples and len(x) > dcfg.max_samples:
             x, kp, box = x[: dcfg.max_samples], kp[: dcfg.max_samples], box[: dcfg.max_samples]
+            keys = keys[: dcfg.max_samples]
         n = len(x)
-        order = np.random.default_rng(dcfg.split_seed).permutation(n)
-        n_test, n_val = max(1, round(n * dcfg.test_fraction)), max(1, round(n * dcfg.val_fraction))
-        split = np.full(n, "train", dtype=object)
-        split[order[:n_test]] = "test"
-        split[order[n_test : n_test + n_val]] = "val"
+        split = hash_split(keys, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)  # stable under growth
 
         out.mkdir(parents=True, exist_ok=True)
         for sp in SPLITS:

@@ -22,7 +22,7 @@ from torch import nn
 
 from tasks_lib.core import engine, refs
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, stratified_split
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
@@ -111,10 +111,12 @@ class TransferLearning(Task):
         _, first = np.unique(hashes, return_index=True)
         keep = np.sort(first)
         x, y, hashes = x[keep], y[keep], hashes[keep]
-        source_split = stratified_split(y, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
+        source_split = hash_split(hashes, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
         split = source_split.copy()
         rng = np.random.default_rng(dcfg.split_seed + 1)
-        for c in np.unique(y):  # the few labelled training images per class; the other train images are unused
+        # the few labelled training images per class (a subsample of train only, never of val/test);
+        # the other train images are unused
+        for c in np.unique(y):
             idx = np.flatnonzero((source_split == "train") & (y == c))
             rng.shuffle(idx)
             split[idx[dcfg.labels_per_class :]] = "unused"
