@@ -138,7 +138,11 @@ def register(s: Settings, task: str, model_uri: str, run_id: str, tags: dict[str
     existing = c.search_model_versions(f"name='{task}' and run_id='{run_id}'")
     if existing:
         return str(min(int(v.version) for v in existing))
-    mv = c.create_model_version(task, model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()})
+    # MLflow 3 logged models ("models:/m-ID"): a tracking server wants the id beside the source
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    mv = c.create_model_version(
+        task, model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()}, model_id=model_id
+    )
     return str(mv.version)
 
 

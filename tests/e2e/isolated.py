@@ -88,6 +88,7 @@ class Home:
 
     def start(self, *args: str, **env: str) -> int:
         """Start ``mlzoo ARGS`` in a process of its own; returns its pid."""
+        self.root.mkdir(parents=True, exist_ok=True)
         log = self.root / f"mlzoo-{next(self._count)}.log"
         pid = self._ask({"run": list(args), "env": self.env(**env), "log": str(log)})["pid"]
         self._logs[pid] = log

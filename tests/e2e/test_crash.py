@@ -82,3 +82,19 @@ def test_the_champion_bento_serves_the_champion(home):
     with running([MLZOO, "serve", TASK, "--port", str(port)], port, env=home.env()) as url:
         meta = httpx.get(f"{url}/metadata", timeout=10).json()
     assert meta["mlflow_version"] == str(champ.version)
+
+
+def test_status_marks_a_killed_run_failed_too(home):
+    from prefect.client.orchestration import get_client
+
+    proc = home.mlzoo("run", TASK, *TINY, MLZOO_FAULT="train")
+    assert proc.returncode == faults.KILLED_EXIT_CODE, tail(proc)
+    c = home.client()
+    exp = c.get_experiment_by_name(TASK)
+    (killed,) = c.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'")
+    status = home.mlzoo("status", "--json")
+    assert status.returncode == 0, tail(status)
+    run = c.get_run(killed.info.run_id)
+    assert run.info.status == "FAILED" and "died" in run.data.tags["mlzoo.failure"]
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run.data.tags["mlzoo.flow_run_id"]).state.is_crashed()

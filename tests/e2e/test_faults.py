@@ -79,7 +79,8 @@ def test_tracking_server_lost_mid_run_promotes_nothing_and_the_next_run_tidies_u
     try:
         first = h.mlzoo("run", TASK, *TINY, MLFLOW_TRACKING_URI=uri)
         assert first.returncode == 0, tail(first)
-        run = h.start("run", TASK, "--profile", "smoke", MLFLOW_TRACKING_URI=uri)
+        # one retry per call (the default backs off for ~14 s per call), so the lost server shows quickly
+        run = h.start("run", TASK, "--profile", "smoke", MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1")
         client = _client(uri)
         deadline = time.monotonic() + 300
         while not _training_started(client) and time.monotonic() < deadline:
@@ -119,7 +120,7 @@ def _training_started(client) -> bool:
 def test_unreadable_champion_holds_the_challenger_until_promoted_by_hand(tmp_path, prefect_api):
     """The measured failure: a champion whose weights cannot be read let a worse model through."""
     h = Home(tmp_path, prefect_api)
-    first = h.mlzoo("run", TASK, "--profile", "smoke")
+    first = h.mlzoo("run", TASK, *TINY)
     assert first.returncode == 0, tail(first)
     for weights in h.settings.artifact_root.rglob("*.safetensors"):
         weights.write_bytes(b"not a tensor file")  # the champion's stored weights, corrupted

@@ -143,7 +143,8 @@ def test_rollback_restores_previous_and_repackages(history, settings, capsys):
     assert str(tracking.get_alias(settings, TASK, "champion").version) == good["model_version"]
 
 
-def test_reproduce_champion_gives_identical_metrics(history, settings, capsys):
+def test_reproduce_champion_in_a_separate_workspace_gives_identical_metrics(history, settings, capsys):
+    """MLZOO_WORKSPACE set (this session's workspace is not the repo; test_fresh_clone covers the repo)."""
     code = mlzoo(["reproduce", f"{TASK}@champion"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -280,7 +281,9 @@ def test_gc_removes_old_unaliased_versions_and_keeps_champion_and_previous(histo
     assert set(after) == kept
     for v in set(before) - kept:
         assert f"model version {TASK}/{v}" in listed
-        assert not [b for b in bentoml.bentos.list() if b.tag.name == TASK and b.info.labels.get("mlflow_version") == str(v)]
+        assert not [
+            b for b in bentoml.bentos.list() if b.tag.name == TASK and b.info.labels.get("mlflow_version") == str(v)
+        ]
     assert c.get_run(champ.run_id).info.lifecycle_stage == "active"
     from flows import dvc_store
 
