@@ -45,7 +45,7 @@ def find(s: Settings, keep: int) -> Garbage:
     kept_data, dropped_data = set(), set()
     for task in tracking.registered_tasks(s):
         versions = sorted(c.search_model_versions(f"name='{task}'"), key=lambda v: -int(v.version))
-        aliased = {str(mv.version) for mv in c.get_registered_model(task).aliases.values()} if versions else set()
+        aliased = {str(v) for v in c.get_registered_model(task).aliases.values()} if versions else set()
         for i, mv in enumerate(versions):
             md5 = mv.tags.get("data_md5")
             if i < keep or str(mv.version) in aliased:

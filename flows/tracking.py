@@ -117,6 +117,8 @@ def log_model(s: Settings, run_id: str, bundle_dir: Path) -> str:
             code_paths=[str(PROJECT_ROOT / "tasks_lib")],
             pip_requirements=requirements,  # inferring them took ~24 s here
         )
+    # leaving the block ended the run as FINISHED: it is not, until the flow has decided promotion
+    client(s).update_run(run_id, status="RUNNING")
     return info.model_uri
 
 

@@ -73,10 +73,12 @@ class Home:
         )
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "BENTOML_HOME", "MLZOO_FAULT")}
-        env.update(
+        env = {k: v for k, v in os.environ.items() if k not in ("MLZOO_FAULT", "PREFECT_HOME")}
+        env.update(  # every store this home's own, named explicitly (the test process exports its own)
             MLZOO_HOME=str(self.settings.home),
             MLZOO_WORKSPACE=str(self.settings.workspace),
+            MLFLOW_TRACKING_URI=self.settings.tracking_uri,
+            BENTOML_HOME=str(self.settings.bentoml_home),
             PREFECT_API_URL=self.prefect_api,
             MLZOO_DEVICE="cpu",
         )
@@ -113,9 +115,18 @@ class Home:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def alias(self, task: str, alias: str):
-        from flows import tracking
+        """``task@alias`` in this home's registry (None when unset), read without touching the
+        test process's own MLflow settings (``mlflow.set_tracking_uri`` would export it)."""
+        from mlflow.exceptions import MlflowException
 
-        return tracking.get_alias(self.settings, task, alias)
+        from flows.tracking import _not_found
+
+        try:
+            return self.client().get_model_version_by_alias(task, alias)
+        except MlflowException as exc:
+            if _not_found(exc):
+                return None
+            raise
 
     def bentos(self, task: str) -> list[dict]:
         """The labels of every Bento of ``task`` in this home's store, read from its files."""

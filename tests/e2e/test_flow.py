@@ -111,7 +111,7 @@ def test_validation_failure_stops_before_training_and_registers_nothing(history,
             Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
     before = _versions(settings)
     lock = (settings.workspace / "dvc.lock").read_text()
-    with pytest.raises(DataValidationError, match="every class present in train"):
+    with pytest.raises(DataValidationError, match="every class present in"):
         retrain(TASK, "smoke", data_overrides={"source": "imagefolder", "path": str(tmp_path)})
     assert _versions(settings) == before
     assert (settings.workspace / "dvc.lock").read_text() == lock  # bad data never becomes the current version
@@ -133,14 +133,18 @@ def test_crash_in_training_leaves_the_champion(history, settings):
     assert str(tracking.get_alias(settings, TASK, "champion").version) == history[1]["model_version"]
 
 
-def test_rollback_restores_previous_and_repackages(history, settings, capsys):
+def test_rollback_switches_to_the_bento_the_old_version_was_built_with(history, settings, capsys):
+    import bentoml
+
     weak, good = history[0], history[1]
+    bentos_before = sorted(str(b.tag) for b in bentoml.bentos.list() if b.tag.name == TASK)
     assert mlzoo(["rollback", TASK]) == 0
     assert str(tracking.get_alias(settings, TASK, "champion").version) == weak["model_version"]
     assert str(tracking.get_alias(settings, TASK, "previous").version) == good["model_version"]
-    assert f"{TASK}:" in capsys.readouterr().out  # a Bento tag for the restored champion
+    assert f"Bento: {weak['bento']}" in capsys.readouterr().out  # the Bento built when v1 was promoted
     assert mlzoo(["rollback", TASK]) == 0  # and back
     assert str(tracking.get_alias(settings, TASK, "champion").version) == good["model_version"]
+    assert sorted(str(b.tag) for b in bentoml.bentos.list() if b.tag.name == TASK) == bentos_before  # none rebuilt
 
 
 def test_reproduce_champion_in_a_separate_workspace_gives_identical_metrics(history, settings, capsys):
@@ -230,7 +234,7 @@ def test_grown_dataset_re_evaluates_the_champion_only_on_samples_it_never_saw(hi
     seen = set(old.loc[old["split"] != "test", "sha1"])
     assert not seen & set(new.loc[new["split"] == "test", "sha1"])
     both = old.merge(new, on="sha1", suffixes=("_old", "_new"))
-    assert len(both) >= 500 and (both["split_old"] == both["split_new"]).all()  # nobody changed split
+    assert len(both) >= 100 and (both["split_old"] == both["split_new"]).all()  # nobody changed split
 
 
 def test_re_drawn_splits_hold_the_challenger(history, settings):
