@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace, s: Settings) -> int:
     data = hide(data)  # a URL with credentials travels as a Prefect Secret reference, never as a parameter
     try:
         if args.task == "all":
-            result = retrain_all(args.profile)
+            result = retrain_all(args.profile, train_overrides=_overrides(args.set))
         else:
             result = retrain(args.task, args.profile, data_overrides=data, train_overrides=_overrides(args.set))
     except PromotionHeld as held:

@@ -116,10 +116,10 @@ def retrain(
 
 
 @flow(name="retrain-all", log_prints=True)
-def retrain_all(profile: str = "quick") -> dict[str, Any]:
+def retrain_all(profile: str = "quick", train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Retrain every registered task; one task's failure does not stop the others."""
     results: dict[str, Any] = {}
     for name in task_names():
-        state = retrain(name, profile, return_state=True)
+        state = retrain(name, profile, train_overrides=train_overrides, return_state=True)
         results[name] = state.result() if state.is_completed() else {"error": str(state.message)}
     return results

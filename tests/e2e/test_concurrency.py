@@ -18,7 +18,8 @@ def race(tmp_path_factory, prefect_api):
     h = Home(tmp_path_factory.mktemp("race"), prefect_api)
     first = h.mlzoo("run", TASK, *WEAK)
     assert first.returncode == 0, tail(first)
-    pids = [h.start("run", TASK, "--profile", "smoke", "--set", f"seed={seed}") for seed in (1, 2)]
+    racers = ["--profile", "smoke", "--set", "epochs=2", "--set", "width=8"]
+    pids = [h.start("run", TASK, *racers, "--set", f"seed={seed}") for seed in (1, 2)]
     yield h, [h.wait(pid) for pid in pids]
     h.close()
 

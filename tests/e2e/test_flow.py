@@ -160,7 +160,8 @@ def test_retrain_all_runs_every_registered_task(history, settings):
     from flows.pipeline import retrain_all
     from tasks_lib.core.registry import task_names
 
-    results = retrain_all("smoke")
+    # the flow's path for every task; how well each learns is the quality tests' job
+    results = retrain_all("smoke", train_overrides={"epochs": 1, "max_steps_per_epoch": 2})
     assert set(results) == set(task_names())
     assert results[TASK]["data_md5"] == history[0]["data_md5"]
     failed = {name: r["error"] for name, r in results.items() if "error" in r}
