@@ -255,7 +255,7 @@ def test_unreachable_http_remote_fails_fast_and_names_it_without_credentials(set
         dvc_store.version(s, TASK, data)
     assert time.monotonic() - start < 30
     message = str(info.value)
-    assert f"http://127.0.0.1:{port}/x" in message and "push" in message
+    assert f"http://***@127.0.0.1:{port}/x?***" in message and "push" in message
     assert "s3cret" not in message and "t0ken" not in message
 
     # a restore from it is a remote error too, not "that version does not exist"
