@@ -7,6 +7,8 @@ export BENTOML_DO_NOT_TRACK := true
 
 .PHONY: setup system run test bench ui stop clean
 
+# pytest-xdist processes for `make test` (CI has 2 cores)
+TEST_WORKERS ?= 2
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: system $(VENV)/.installed  ## system packages, uv if missing, then the locked environment
@@ -26,7 +28,7 @@ run: setup  ## retrain image_classification (quick profile) through the whole li
 	@echo "MLflow UI: make ui   Stop the local Prefect server: make stop"
 
 test: setup  ## the whole suite: unit, contract, integration, end to end
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup  ## platform overhead and serving throughput -> bench/RESULTS.md
 	$(VENV)/bin/python bench/overhead.py

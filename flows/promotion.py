@@ -30,6 +30,7 @@ from flows.settings import Settings
 PROMOTED, REJECTED, HELD = "promoted", "rejected", "held"
 PREVIOUS_TAG = "mlzoo.previous_version"  # write-ahead record of the move that made this version @champion
 LEASE_SECONDS = 60  # the shortest lease Prefect's server grants; a killed holder frees the slot after it
+LEASE_TAG = "mlzoo.promotion_lease"  # on the MLflow run holding the slot: recovery frees it when the run died
 
 
 @dataclass(frozen=True)
@@ -97,21 +98,46 @@ def lock_name(task: str) -> str:
 
 
 @contextmanager
-def critical_section(task: str, timeout: float | None = None) -> Iterator[None]:
+def critical_section(
+    task: str, timeout: float | None = None, on_lease: Callable[[str], None] | None = None
+) -> Iterator[None]:
     """Hold the task's promotion slot on the Prefect server (created on first use, limit 1).
 
-    A holder that dies loses its lease after :data:`LEASE_SECONDS`, so a killed run
-    cannot block promotions for good.
+    A holder that dies loses its lease after :data:`LEASE_SECONDS`, so a killed run cannot
+    block promotions for good; and sooner: ``on_lease(lease_id)`` records the lease on the
+    holder's MLflow run, and recovery frees it (:func:`release_lease`) once that run's
+    process is known dead.
     """
+    # The same three calls as prefect.concurrency.sync.concurrency(), which keeps the lease id
+    # to itself: recovery needs it to free a dead holder's slot.
     from prefect.client.orchestration import get_client
-    from prefect.concurrency.sync import concurrency
+    from prefect.concurrency._leases import maintain_concurrency_lease
+    from prefect.concurrency._sync import acquire_concurrency_slots_with_lease, release_concurrency_slots_with_lease
 
     if timeout is None:
         timeout = float(os.environ.get("MLZOO_PROMOTION_WAIT", 900))
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(lock_name(task), 1)
-    with concurrency(lock_name(task), occupy=1, timeout_seconds=timeout, lease_duration=LEASE_SECONDS, strict=True):
-        yield
+    lease = acquire_concurrency_slots_with_lease(
+        [lock_name(task)], 1, timeout_seconds=timeout, lease_duration=LEASE_SECONDS, strict=True
+    )
+    try:
+        if on_lease is not None:
+            on_lease(str(lease.lease_id))
+        with maintain_concurrency_lease(lease.lease_id, LEASE_SECONDS, raise_on_lease_renewal_failure=True):
+            yield
+    finally:
+        release_concurrency_slots_with_lease(lease.lease_id)
+
+
+def release_lease(lease_id: str) -> None:
+    """Free a promotion slot whose holder died (a lease that expired already is a no-op)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.release_concurrency_slots_with_lease(UUID(lease_id))
 
 
 # -- alias moves ----------------------------------------------------------------------------
@@ -156,15 +182,17 @@ def promote(
     policy: Policy,
     measure: Callable[[Any], None],
     package: Callable[[str], str],
+    on_lease: Callable[[str], None] | None = None,
 ) -> tuple[str, str]:
     """Decide, build the challenger's Bento when it wins, then move the aliases in the critical
     section. ``measure(champ)`` re-measures a champion that moved meanwhile into ``ev``;
-    ``package(version)`` builds (or finds) that version's Bento. Returns (decision, reason)."""
+    ``package(version)`` builds (or finds) that version's Bento; ``on_lease`` see
+    :func:`critical_section`. Returns (decision, reason)."""
     try:
         decision, reason = decide(ev, policy, task, version)
         if decision == PROMOTED:
             package(version)  # before any alias moves: a champion always has its own Bento
-        with critical_section(task):
+        with critical_section(task, on_lease=on_lease):
             now = tracking.get_alias(s, task, tracking.CHAMPION)
             if (now and str(now.version)) != ev.champion_version:
                 measure(now)

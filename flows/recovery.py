@@ -101,6 +101,11 @@ def mark_stale_runs(s: Settings, task: str, prefect: bool = True) -> list[str]:
                 _crash_flow_run(tags["mlzoo.flow_run_id"], message)
             except Exception as exc:  # noqa: BLE001
                 log.warning("cannot mark flow run %s crashed: %s", tags["mlzoo.flow_run_id"], exc)
+        if tags.get(promotion.LEASE_TAG) and prefect:
+            try:
+                promotion.release_lease(tags[promotion.LEASE_TAG])
+            except Exception as exc:  # noqa: BLE001 (it expires by itself within a minute)
+                log.warning("cannot release the promotion slot of run %s: %s", run.info.run_id, exc)
         ended.append(run.info.run_id)
     return ended
 

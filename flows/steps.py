@@ -379,7 +379,10 @@ def promote(
     def measure(champ) -> None:
         measure_champion(s, task, ev, champ, data_dir, data_md5)
 
-    outcome, reason = promotion.promote(s, task, version, ev, policy, measure, lambda v: package(s, task, v))
+    def on_lease(lease_id: str) -> None:  # a killed holder's slot is freed by the next run's recovery
+        tracking.set_tags(s, run_id, {promotion.LEASE_TAG: lease_id})
+
+    outcome, reason = promotion.promote(s, task, version, ev, policy, measure, lambda v: package(s, task, v), on_lease)
     try:
         prev = tracking.get_alias(s, task, tracking.PREVIOUS)
         champ = tracking.get_alias(s, task, tracking.CHAMPION)

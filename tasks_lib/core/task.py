@@ -13,14 +13,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
 from torch import nn
 
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.errors import InvalidInput
+
+if TYPE_CHECKING:  # pandas costs ~2 s to import, and serving never needs it
+    import pandas as pd
 
 LogFn = Callable[[dict[str, float], int], None]
 """``log(metrics, step)``: how training reports; called once per epoch, never per batch."""

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from flows import faults
-from flows.promotion import PREVIOUS_TAG
+from flows.promotion import PREVIOUS_TAG, lock_name
 from tests.e2e.bento_server import free_port, running
 from tests.e2e.isolated import MLZOO, Home, tail
 
@@ -17,6 +17,7 @@ TASK = "image_classification"
 pytestmark = pytest.mark.e2e
 TINY = ["--profile", "smoke", "--set", "epochs=1", "--set", "max_steps_per_epoch=3", "--set", "width=8"]
 MOVES_CHAMPION = ("aliases", "promote")  # a kill after the champion alias was written
+IN_CRITICAL_SECTION = ("aliases",)  # a kill while holding the task's promotion slot
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,17 @@ def test_killed_at_boundary_leaves_a_consistent_registry(home, boundary):
         assert int(champ.version) == max(_versions(home)) > max(versions)
     else:
         assert champ.version == before
+    if boundary in IN_CRITICAL_SECTION:  # the dead holder's slot is freed by recovery, not after its lease
+        assert _slots_taken() == 1
+        assert home.mlzoo("status").returncode == 0
+        assert _slots_taken() == 0
+
+
+def _slots_taken() -> int:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(lock_name(TASK)).active_slots
 
 
 def test_the_next_run_succeeds_and_killed_runs_are_failed_and_crashed(home, prefect_api):
