@@ -48,11 +48,16 @@ def cmd_run(args: argparse.Namespace, s: Settings) -> int:
 
     data = {k: v for k, v in (("source", args.source), ("path", args.path)) if v} | _overrides(args.data)
     data = hide(data)  # a URL with credentials travels as a Prefect Secret reference, never as a parameter
+    if args.fan_out:
+        return _fan_out(args, s)
+    if len(args.task) > 1:
+        raise SystemExit("several tasks run at once with --fan-out (or run `mlzoo run all`)")
+    (task,) = args.task
     try:
-        if args.task == "all":
+        if task == "all":
             result = retrain_all(args.profile, train_overrides=_overrides(args.set))
         else:
-            result = retrain(args.task, args.profile, data_overrides=data, train_overrides=_overrides(args.set))
+            result = retrain(task, args.profile, data_overrides=data, train_overrides=_overrides(args.set))
     except PromotionHeld as held:
         print(json.dumps(held.result, indent=2, default=str))
         print(f"\nHELD, nothing promoted: {held.reason}", file=sys.stderr)
@@ -64,7 +69,7 @@ def cmd_run(args: argparse.Namespace, s: Settings) -> int:
         print(f"\n{exc}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(result, indent=2, default=str))
-    task = args.task if args.task != "all" else "TASK"
+    task = task if task != "all" else "TASK"
     print(
         "\nWhere to look next:\n"
         f"  MLflow UI (runs, models, aliases): .venv/bin/mlflow ui --backend-store-uri {s.tracking_uri}\n"
@@ -73,6 +78,36 @@ def cmd_run(args: argparse.Namespace, s: Settings) -> int:
         "  every task at a glance:            .venv/bin/mlzoo status"
     )
     return 0
+
+
+def _code_source(args: argparse.Namespace, s: Settings) -> tuple[str | None, str | None]:
+    """Where workers get the code: ``--repo``, the cluster's repository when this shell points at
+    a cluster (this checkout's HEAD is pushed there first), else this folder (None)."""
+    from flows import cluster
+
+    if getattr(args, "repo", None):
+        return args.repo, getattr(args, "commit", None)
+    state = cluster.read_state(s)
+    if state and "prefect" in state and os.environ.get("PREFECT_API_URL") == state["prefect"]["url"]:
+        return cluster.repo_url(s), cluster.publish_code(s)
+    return None, None
+
+
+def _fan_out(args: argparse.Namespace, s: Settings) -> int:
+    from flows.fanout import fan_out
+    from tasks_lib.core.registry import task_names
+
+    tasks = task_names() if args.task == ["all"] else args.task
+    repo, commit = _code_source(args, s)
+    outcome = fan_out(tasks, args.profile, args.pool, _overrides(args.set), repo, commit, echo=_stderr)
+    print(json.dumps(outcome, indent=2))
+    failed = [t for t, o in outcome.items() if o["state"] != "COMPLETED"]
+    print(f"\n{len(tasks) - len(failed)} of {len(tasks)} completed" + (f"; not: {', '.join(failed)}" if failed else ""))
+    return EXIT_FAILED if failed else 0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def cmd_prepare(args: argparse.Namespace, s: Settings) -> int:
@@ -178,13 +213,28 @@ def cmd_serve(args: argparse.Namespace, s: Settings) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace, s: Settings) -> int:
-    from flows.deploy import deploy
+    from flows.deploy import deploy, deploy_watch
     from tasks_lib.core.registry import task_names
 
-    for name in deploy(args.tasks or task_names(), args.cron, args.pool, args.profile):
-        print(f"deployment {name}: cron '{args.cron}', pool '{args.pool}'")
+    repo, commit = _code_source(args, s)
+    if repo:
+        print(f"code: {repo}" + (f" @ {commit}" if commit else ""))
+    if args.on_data_change:
+        data = {k: v for k, v in (("source", args.source), ("path", args.path)) if v}
+        for task in args.tasks:
+            name = deploy_watch(task, _seconds(args.every), args.pool, data, args.profile, repo, commit)
+            print(f"deployment {name}: every {args.every}, starts retrain when {args.path} changes")
+    else:
+        for name in deploy(args.tasks or task_names(), args.cron, args.pool, args.profile, repo, commit):
+            print(f"deployment {name}: cron '{args.cron}', pool '{args.pool}'")
     print(f"Start a worker for the pool:  .venv/bin/prefect worker start --pool {args.pool}")
     return 0
+
+
+def _seconds(every: str) -> int:
+    """``90``, ``90s``, ``10m``, ``2h`` -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return int(every[:-1]) * units[every[-1]] if every[-1] in units else int(every)
 
 
 def cmd_server(args: argparse.Namespace, s: Settings) -> int:
@@ -194,6 +244,31 @@ def cmd_server(args: argparse.Namespace, s: Settings) -> int:
         print(ensure_server(s))
     else:
         print("stopped" if stop_server(s) else "no server recorded")
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace, s: Settings) -> int:
+    from flows import cluster
+
+    if args.action == "up":
+        state = cluster.up(s, workers=args.workers)
+        print(f"cluster up: {len(state['workers'])} workers in pool '{cluster.POOL}'", file=sys.stderr)
+        print("\n".join(f"export {k}={v}" for k, v in cluster.env(s).items()))
+    elif args.action == "down":
+        print("stopped: " + (", ".join(cluster.down(s)) or "nothing (no cluster)"))
+    elif args.action == "env":
+        print("\n".join(f"export {k}={v}" for k, v in cluster.env(s).items()))
+    else:
+        health = cluster.status(s)
+        if args.json:
+            print(json.dumps(health, indent=2))
+        else:
+            for name, v in health.items():
+                rows = v if isinstance(v, list) else [dict(v, name=name)]
+                for r in rows:
+                    mark = "ok  " if r.get("healthy", True) else "DOWN"
+                    print(f"{mark} {r.get('name', name):<24} {r.get('url', r.get('dir', ''))}  pid {r.get('pid', '-')}")
+        return 0 if health and all(v.get("healthy", True) for v in health.values() if isinstance(v, dict)) else 1
     return 0
 
 
@@ -210,8 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlzoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run the retrain flow for a task (or 'all')")
-    p.add_argument("task")
+    p = sub.add_parser("run", help="run the retrain flow for a task (or 'all'; several with --fan-out)")
+    p.add_argument("task", nargs="+")
+    p.add_argument("--fan-out", action="store_true", help="one deployment run per task on the pool's workers")
+    p.add_argument("--pool", default="cpu", help="work pool of --fan-out")
     p.add_argument("--profile", default="quick", help="smoke | quick | full")
     p.add_argument("--source", help="data source name (see `mlzoo tasks`)")
     p.add_argument("--path", help="folder or URL the source reads")
@@ -261,16 +338,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("deploy", help="Prefect deployments of retrain with a cron schedule")
+    p = sub.add_parser("deploy", help="Prefect deployments of retrain: on a cron schedule or on data change")
     p.add_argument("tasks", nargs="*")
     p.add_argument("--cron", default="0 3 * * 0", help="default: Sundays 03:00")
     p.add_argument("--pool", default="cpu", help="work pool: cpu, or gpu for GPU workers")
-    p.add_argument("--profile", default="quick")
+    p.add_argument("--profile", default=None, help="default: quick (full on the gpu pool)")
+    p.add_argument("--repo", help="git URL the workers clone (default: the cluster's, else this folder)")
+    p.add_argument("--commit", help="commit of --repo to run (default: its default branch)")
+    p.add_argument("--on-data-change", action="store_true", help="retrain when the --path data changes")
+    p.add_argument("--every", default="10m", help="how often --on-data-change looks (90s, 10m, 1h)")
+    p.add_argument("--source", help="data source (--on-data-change)")
+    p.add_argument("--path", help="the folder --on-data-change watches and trains on")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("server", help="start or stop the local Prefect server")
     p.add_argument("action", choices=["start", "stop"])
     p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("cluster", help="PostgreSQL, MLflow and Prefect servers, an SSH DVC remote and N workers")
+    p.add_argument("action", choices=["up", "down", "status", "env"])
+    p.add_argument("--workers", type=int, default=2, help="Prefect process workers in the cpu pool (up)")
+    p.add_argument("--json", action="store_true", help="status as JSON")
+    p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("tasks", help="list registered tasks")
     p.set_defaults(func=cmd_tasks)

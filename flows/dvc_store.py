@@ -146,6 +146,9 @@ def ensure_workspace(s: Settings) -> Path:
         configured = local.read_text() if local.exists() else ""
         if f"url = {s.dvc_remote}\n" not in configured or f"remote = {REMOTE}\n" not in configured:
             dvc(s, "remote", "add", "--local", "--default", "--force", REMOTE, s.dvc_remote)
+        keyfile = os.environ.get("MLZOO_DVC_SSH_KEY")  # an ssh:// remote's private key (`mlzoo cluster env`)
+        if keyfile and f"keyfile = {keyfile}\n" not in configured:
+            dvc(s, "remote", "modify", "--local", REMOTE, "keyfile", keyfile)
     return ws
 
 

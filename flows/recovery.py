@@ -35,6 +35,7 @@ def owner_tags() -> dict[str, str]:
         "mlzoo.host": socket.gethostname(),
         "mlzoo.pid": str(os.getpid()),
         "mlzoo.pid_start": _start_time(os.getpid()),
+        "mlzoo.worker": os.environ.get("MLZOO_WORKER", socket.gethostname()),  # the Prefect worker's name
     }
     try:
         from prefect.runtime import flow_run
