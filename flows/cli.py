@@ -255,7 +255,7 @@ def cmd_cluster(args: argparse.Namespace, s: Settings) -> int:
         print(f"cluster up: {len(state['workers'])} workers in pool '{cluster.POOL}'", file=sys.stderr)
         print("\n".join(f"export {k}={v}" for k, v in cluster.env(s).items()))
     elif args.action == "down":
-        print("stopped: " + (", ".join(cluster.down(s)) or "nothing (no cluster)"))
+        print("stopped: " + (", ".join(cluster.down(s, purge=args.purge)) or "nothing (no cluster)"))
     elif args.action == "env":
         print("\n".join(f"export {k}={v}" for k, v in cluster.env(s).items()))
     else:
@@ -359,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["up", "down", "status", "env"])
     p.add_argument("--workers", type=int, default=2, help="Prefect process workers in the cpu pool (up)")
     p.add_argument("--json", action="store_true", help="status as JSON")
+    p.add_argument("--purge", action="store_true", help="down: also delete databases, artifacts, remote and keys")
     p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("tasks", help="list registered tasks")

@@ -69,7 +69,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -293,6 +293,7 @@ def worker_env(s: Settings, state: dict[str, Any], name: str) -> dict[str, str]:
         PREFECT_HOME=str(d / "prefect"),
         MLZOO_WORKER=name,
         PREFECT_LOGGING_LEVEL="INFO",
+        PREFECT_WORKER_QUERY_SECONDS="5",  # how soon a free worker picks up a scheduled run
     )
 
 
@@ -300,7 +301,8 @@ def _start_worker(s: Settings, state: dict[str, Any], name: str) -> dict[str, An
     d = root(s) / "workers" / name
     d.mkdir(parents=True, exist_ok=True)
     log = d / "worker.log"
-    cmd = [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process", "--name", name]
+    # one flow run at a time per worker, as one training job per machine
+    cmd = [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process", "--name", name, "--limit", "1"]
     proc = _spawn(cmd, log, worker_env(s, state, name), cwd=d)
     return {"name": name, "pid": proc.pid, "dir": str(d), "log": str(log)}
 
@@ -359,7 +361,7 @@ def up(s: Settings, workers: int = 2) -> dict[str, Any]:
         _write(s, {**previous, **state})
     state["git"] = {"url": repo_url(s), "commit": publish_code(s)}
     _ensure_pool(state["prefect"]["url"])
-    running = {w["name"]: w for w in previous.get("workers", []) if _alive(w["pid"])}
+    running = {w["name"]: w for w in previous.get("workers", []) if alive(w["pid"])}
     state["workers"] = []
     for i in range(1, workers + 1):
         name = f"{socket.gethostname()}-w{i}"
@@ -377,21 +379,23 @@ def _write(s: Settings, state: dict[str, Any]) -> None:
 
 
 def _kill(pid: int | None) -> None:
-    if not _alive(pid):
+    if not alive(pid):
         return
     try:
         os.killpg(pid, signal.SIGTERM)
     except OSError:
         return
     deadline = time.monotonic() + 20
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(pid):
+    if alive(pid):
         os.killpg(pid, signal.SIGKILL)
 
 
-def down(s: Settings) -> list[str]:
-    """Stop everything ``up`` started (workers first, PostgreSQL last); returns what was stopped."""
+def down(s: Settings, purge: bool = False) -> list[str]:
+    """Stop everything ``up`` started (workers first, PostgreSQL last); returns what was stopped.
+
+    ``purge`` also deletes the cluster's data: databases, artifacts, DVC remote, keys."""
     state = read_state(s)
     if not state:
         return []
@@ -406,6 +410,10 @@ def down(s: Settings) -> list[str]:
     if "postgres" in state:
         _stop_postgres(state["postgres"])
         stopped.append("postgres")
+    if purge:
+        shutil.rmtree(_pg_dir(s), ignore_errors=True)
+        shutil.rmtree(root(s), ignore_errors=True)
+        return stopped
     state["workers"] = []
     _write(s, state)  # ports, password and keys stay: the next `up` starts on the same data
     return stopped
@@ -423,7 +431,7 @@ def status(s: Settings) -> dict[str, Any]:
             "url": f"postgresql://mlzoo@127.0.0.1:{pg['port']}/{{mlflow,prefect}}",
             "pid": pg["pid"],
             "data": pg["data"],
-            "healthy": _alive(pg["pid"]) and _pg_ok(pg),
+            "healthy": alive(pg["pid"]) and _pg_ok(pg),
         }
     checks = {
         "mlflow": lambda v: _http_ok(f"{v['url']}/health"),
@@ -433,11 +441,11 @@ def status(s: Settings) -> dict[str, Any]:
     for name, check in checks.items():
         if name in state:
             v = state[name]
-            out[name] = {"url": v["url"], "pid": v["pid"], "healthy": _alive(v["pid"]) and check(v)}
+            out[name] = {"url": v["url"], "pid": v["pid"], "healthy": alive(v["pid"]) and check(v)}
     if "git" in state:
         out["git"] = state["git"]
     out["workers"] = [
-        {"name": w["name"], "pid": w["pid"], "dir": w["dir"], "healthy": _alive(w["pid"])}
+        {"name": w["name"], "pid": w["pid"], "dir": w["dir"], "healthy": alive(w["pid"])}
         for w in state.get("workers", [])
     ]
     return out
