@@ -13,9 +13,10 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: system $(VENV)/.installed  ## system packages, uv if missing, then the locked environment
 
-system:  ## system packages (Debian): espeak-ng for the audio tasks, a C compiler to build pesq
-	@command -v espeak-ng >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 || { \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng gcc libc6-dev >/dev/null; }
+system:  ## system packages (Debian): espeak-ng for the audio tasks, a C compiler to build pesq, PostgreSQL and sshd for `mlzoo cluster`
+	@command -v espeak-ng >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 && [ -x /usr/sbin/sshd ] \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng gcc libc6-dev postgresql openssh-server >/dev/null; }
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv

@@ -110,9 +110,11 @@ def test_a_machine_with_only_the_tracking_uri_serves_the_champion(cluster, tmp_p
 def _retrain_runs(deployment_id) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
 
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+    only = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+    with get_client(sync_client=True) as client:  # limit and sort given: prefect 3.8.8 sends nulls otherwise (422)
+        return client.read_flow_runs(deployment_filter=only, limit=200, sort=FlowRunSort.ID_DESC)
 
 
 def _run_watch(name: str) -> None:
