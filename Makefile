@@ -31,9 +31,10 @@ run: setup  ## retrain image_classification (quick profile) through the whole li
 test: setup  ## the whole suite: unit, contract, integration, end to end
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-bench: setup  ## platform overhead and serving throughput -> bench/RESULTS.md
+bench: setup  ## platform overhead, serving throughput, cluster fan-out -> bench/RESULTS.md
 	$(VENV)/bin/python bench/overhead.py
 	$(VENV)/bin/python bench/serving.py
+	$(VENV)/bin/python bench/cluster.py
 
 ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.mlzoo/mlflow.db --host 127.0.0.1 --port 5000
