@@ -24,12 +24,12 @@ from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
 from tasks_lib.tasks.object_detection.baseline import BlobDetector
 from tasks_lib.tasks.object_detection.coco import read_coco
-from tasks_lib.tasks.object_detection.model import build_fcos, detect, to_tensors
 
 MAX_DETECTIONS = 50  # rows per image in forward's fixed-shape output
 
