@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pickle
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from tasks_lib.core.data import datasets_mirror
+from tasks_lib.core.download import fetch, is_url
 from tasks_lib.core.images import image_folder_files
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR_HASH = "md5:c58f30108f718f92721af3b95e74349a"  # published with the archive (torchvision checks it too)
 CIFAR_DIR = "cifar-10-batches-py"
 
 
@@ -40,15 +41,14 @@ def _read_cifar_batch(path: Path) -> dict:
 
 
 def locate_cifar(path: str, workdir: Path) -> Path:
-    """The ``cifar-10-batches-py`` folder: given, inside the given folder, in the mirror, or downloaded."""
-    if path.startswith(("http://", "https://")) or not path:
+    """The ``cifar-10-batches-py`` folder: given, inside the given folder, in the mirror, or downloaded
+    (``core.download.fetch``: cached, the official archive checked against its MD5) and extracted in ``workdir``."""
+    if is_url(path) or not path:
         mirror = datasets_mirror()
         if not path and mirror and (mirror / CIFAR_DIR).is_dir():
             return mirror / CIFAR_DIR
         url = path or CIFAR_URL
-        archive = workdir / "cifar-10-python.tar.gz"
-        urllib.request.urlretrieve(url, archive)  # noqa: S310 (user-given or the official URL)
-        with tarfile.open(archive) as tar:
+        with tarfile.open(fetch(url, CIFAR_HASH if url == CIFAR_URL else None)) as tar:
             tar.extractall(workdir, filter="data")
         return workdir / CIFAR_DIR
     root = Path(path)
