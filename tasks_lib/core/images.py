@@ -165,4 +165,5 @@ def image_folder_files(root, classes: list[str] | None = None) -> tuple[list[tup
         if not classes:
             raise ValueError(f"{root} has no class folders (expected class_name/*.png|jpg)")
     files = make_dataset(root, {c: i for i, c in enumerate(classes)}, extensions=IMAGE_EXTENSIONS, allow_empty=True)
-    return files, list(classes)
+    # make_dataset walks the class folders by name; keep the order of ``classes`` (stable: files stay sorted)
+    return sorted(files, key=lambda f: f[1]), list(classes)

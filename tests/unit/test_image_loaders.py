@@ -143,5 +143,6 @@ def test_imagefolder_readers_open_one_file_at_a_time(tmp_path):
     assert len(os.listdir("/proc/self/fd")) == fds  # every file closed again
     assert x.shape == (1100, 4, 4, 1) and classes == ["face", "non_face"]  # sorted folder names
     assert (y == 1).sum() == 550 and faces.shape == (1100, 4, 4) and labels.sum() == 550  # face = 1 there
+    assert labels[:550].sum() == 0  # in its own class order: non_face (0) first
     with Image.open(tmp_path / "face" / "0001.png") as first:
         np.testing.assert_array_equal(x[0, :, :, 0], np.asarray(first))  # sorted file names within a class
