@@ -142,3 +142,28 @@ def frames_from_array(values: object, min_frames: int, max_frames: int, min_side
         raise InvalidInput(f"array values must lie in 0-255, got {arr.min():g} to {arr.max():g}", 422)
     frames = np.repeat(arr, 3, axis=3) if arr.shape[3] == 1 else arr
     return frames.round().astype(np.uint8)
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+def image_folder_files(root, classes: list[str] | None = None) -> tuple[list[tuple[str, int]], list[str]]:
+    """The files of an ImageFolder tree ``root/class_name/**/*.png|jpg`` as (path, class index), and the classes.
+
+    ``torchvision.datasets.folder``: ``find_classes`` (sorted folder names) unless ``classes`` fixes
+    them and their order, ``make_dataset`` for the files (sorted, case-insensitive suffixes). Only
+    paths are listed: callers open one file at a time, so any number of images stays within the
+    open-files limit. A class folder without images is allowed (validation reports empty classes).
+    """
+    from torchvision.datasets.folder import find_classes, make_dataset
+
+    if classes is None:
+        try:
+            classes, _ = find_classes(root)
+        except FileNotFoundError:
+            classes = []
+        if not classes:
+            raise ValueError(f"{root} has no class folders (expected class_name/*.png|jpg)")
+    files = make_dataset(root, {c: i for i, c in enumerate(classes)}, extensions=IMAGE_EXTENSIONS, allow_empty=True)
+    # make_dataset walks the class folders by name; keep the order of ``classes`` (stable: files stay sorted)
+    return sorted(files, key=lambda f: f[1]), list(classes)

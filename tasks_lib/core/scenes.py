@@ -197,7 +197,12 @@ def generate_scenes(n: int, spec: SceneSpec, split: str, seed: int = 0) -> tuple
 
 # -- metrics ------------------------------------------------------------------------
 def pixel_confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, ignore: int = IGNORE_INDEX) -> np.ndarray:
-    """n x n pixel counts, rows true class, columns predicted; ``ignore`` pixels are skipped."""
+    """n x n pixel counts, rows true class, columns predicted; ``ignore`` pixels are skipped.
+
+    One ``np.bincount`` on ``true * n + pred``, kept instead of ``sklearn.metrics.confusion_matrix``:
+    the same counts (checked on 0.8 M pixels), but sklearn validates and builds a sparse matrix
+    first, 1.3x slower here, and segmentation counts millions of pixels per evaluation.
+    """
     t, p = np.asarray(y_true).ravel().astype(np.int64), np.asarray(y_pred).ravel().astype(np.int64)
     keep = t != ignore
     t, p = t[keep], np.clip(p[keep], 0, n_classes - 1)

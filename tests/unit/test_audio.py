@@ -122,7 +122,8 @@ def _write_wav(path, seconds: float, sr: int, freq: float) -> None:
 
 
 def test_lexicon_snapping_hand_computed():
-    from tasks_lib.tasks.speech_recognition.model import edit_distance, snap_to_lexicon
+    from tasks_lib.core.text_metrics import edit_distance, error_rates
+    from tasks_lib.tasks.speech_recognition.model import snap_to_lexicon
 
     assert edit_distance("kitten", "sitting") == 3
     assert edit_distance("", "four") == 4 and edit_distance("four", "four") == 0
@@ -131,6 +132,9 @@ def test_lexicon_snapping_hand_computed():
     assert snap_to_lexicon("two four", lexicon) == "two four"  # known words are kept
     assert snap_to_lexicon("tw", ["two", "to"]) == "two"  # a tie goes to the word listed first
     assert snap_to_lexicon("thre", []) == "thre"
+    # WER: 2 of 3 words substituted; CER: "two"->"tow" 2 substitutions + "three"->"thre" 1 deletion, of 13 chars
+    wer, cer = error_rates(["one two three"], ["one tow thre"])
+    assert wer == pytest.approx(2 / 3) and cer == pytest.approx(3 / 13)
 
 
 def test_fsdd_loader_reads_the_upstream_layout(tmp_path):

@@ -116,3 +116,33 @@ def test_cifar10_source_downloads_the_archive_from_a_url(tmp_path):
     finally:
         server.shutdown()
     assert prep.info["classes"] == NAMES and (prep.manifest["split"] == "test").sum() == 30
+
+
+def test_imagefolder_readers_open_one_file_at_a_time(tmp_path):
+    """1,100 tiny images under an open-files limit of 1,024 (a common ``ulimit -n``): a reader that holds
+    every file open fails with "too many open files"; these read them all and leave no file open."""
+    import os
+    import resource
+
+    from tasks_lib.tasks.face_recognition import read_face_folder
+    from tasks_lib.tasks.image_classification import read_image_folder
+
+    rng = np.random.default_rng(0)
+    for i in range(1100):
+        cls = ("non_face", "face")[i % 2]
+        (tmp_path / cls).mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (4, 4), dtype=np.uint8)).save(tmp_path / cls / f"{i:04d}.png")
+    fds = len(os.listdir("/proc/self/fd"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    try:
+        x, y, classes = read_image_folder(tmp_path, 0)
+        faces, labels = read_face_folder(tmp_path, 4)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(os.listdir("/proc/self/fd")) == fds  # every file closed again
+    assert x.shape == (1100, 4, 4, 1) and classes == ["face", "non_face"]  # sorted folder names
+    assert (y == 1).sum() == 550 and faces.shape == (1100, 4, 4) and labels.sum() == 550  # face = 1 there
+    assert labels[:550].sum() == 0  # in its own class order: non_face (0) first
+    with Image.open(tmp_path / "face" / "0001.png") as first:
+        np.testing.assert_array_equal(x[0, :, :, 0], np.asarray(first))  # sorted file names within a class

@@ -17,13 +17,12 @@ from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.figures import image_grid_figure
-from tasks_lib.core.images import decode_image, png_bytes, to_model_array
+from tasks_lib.core.images import decode_image, image_folder_files, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
 from tasks_lib.tasks.face_recognition.model import FaceCNN
 
 CLASSES = ["non_face", "face"]
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
 @dataclass(frozen=True)
@@ -48,17 +47,15 @@ class FaceConfig(TaskConfig):
 def read_face_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """ImageFolder layout ``face/*.png|jpg`` + ``non_face/*.png|jpg`` -> uint8 N x S x S, labels (face = 1)."""
     root = Path(root)
-    xs, ys = [], []
-    for label, cls in enumerate(CLASSES):
-        folder = root / cls
-        if not folder.is_dir():
+    for cls in CLASSES:
+        if not (root / cls).is_dir():
             raise ValueError(f"{root} needs the folders face/ and non_face/ (ImageFolder layout); {cls}/ is missing")
-        for f in sorted(folder.iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                with Image.open(f) as im:
-                    im = im.convert("L").resize((image_size, image_size), Image.Resampling.BILINEAR)
-                    xs.append(np.asarray(im, dtype=np.uint8))
-                ys.append(label)
+    xs, ys = [], []
+    for f, label in image_folder_files(root, list(CLASSES))[0]:  # torchvision's make_dataset; one file open at a time
+        with Image.open(f) as im:
+            im = im.convert("L").resize((image_size, image_size), Image.Resampling.BILINEAR)
+            xs.append(np.asarray(im, dtype=np.uint8))
+        ys.append(label)
     if not xs:
         raise ValueError(f"{root}: no PNG/JPEG images in face/ or non_face/")
     return np.stack(xs), np.array(ys, dtype=np.int64)

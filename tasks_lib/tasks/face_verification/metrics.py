@@ -1,26 +1,37 @@
-"""Verification metrics from pair scores: ROC curve, ROC AUC, equal error rate, accuracy at a threshold."""
+"""Verification metrics from pair scores: ROC curve and AUC (scikit-learn), equal error rate, accuracy at a
+threshold."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 
 def roc_curve(same: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(false positive rate, true positive rate, thresholds), thresholds falling; ties share one point."""
-    same, score = np.asarray(same, bool), np.asarray(score, float)
-    order = np.argsort(-score, kind="stable")
-    s, t = score[order], same[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each run of equal scores
-    tp, fp = np.cumsum(t)[last], np.cumsum(~t)[last]
-    tpr = np.r_[0.0, tp / max(t.sum(), 1)]
-    fpr = np.r_[0.0, fp / max((~t).sum(), 1)]
-    return fpr, tpr, np.r_[np.inf, s[last]]
+    """(false positive rate, true positive rate, thresholds), thresholds falling; ties share one point.
+
+    ``sklearn.metrics.roc_curve`` keeping every point (``drop_intermediate=False``: the equal error
+    rate is interpolated between neighbours). A rate with no pairs to count (one class only) is 0, not NaN.
+    """
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        fpr, tpr, thresholds = sk_roc_curve(np.asarray(same, bool), np.asarray(score, float), drop_intermediate=False)
+    return np.nan_to_num(fpr), np.nan_to_num(tpr), thresholds
 
 
 def roc_auc(same: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (trapezoids): P(score of a same pair > a different pair), ties count half."""
-    fpr, tpr, _ = roc_curve(same, score)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``): P(score of a same pair > a different
+    pair), ties count half; 0 when the pairs hold one class only (undefined)."""
+    from sklearn.metrics import roc_auc_score
+
+    same = np.asarray(same, bool)
+    if same.all() or not same.any():
+        return 0.0
+    return float(roc_auc_score(same, np.asarray(score, float)))
 
 
 def equal_error_rate(same: np.ndarray, score: np.ndarray) -> float:

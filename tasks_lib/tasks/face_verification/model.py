@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.tasks.image_classification.model import BasicBlock
+from tasks_lib.core.backbones import BasicBlock
 
 
 class FaceEmbedder(nn.Module):

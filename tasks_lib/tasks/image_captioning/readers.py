@@ -12,11 +12,12 @@ images in ``Flicker8k_Dataset/`` (the upstream spelling), ``Flickr8k_Dataset/`` 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tasks_lib.core.coco import load_coco
 
 
 def _load_image(path: Path, size: int) -> np.ndarray:
@@ -50,18 +51,19 @@ def read_coco_captions(path: Path, size: int) -> tuple[np.ndarray, list[list[str
     upstream = bool(train_files and val_files)
     images, captions, split, names = [], [], [], []
     for f in files:
-        doc = json.loads(f.read_text())
-        for key in ("images", "annotations"):
-            if key not in doc:
-                raise ValueError(f"{f} is not a COCO captions file: no '{key}'")
-        per_image: dict[int, list[str]] = {im["id"]: [] for im in doc["images"]}
-        for ann in doc["annotations"]:
-            if ann["image_id"] in per_image and str(ann.get("caption", "")).strip():
-                per_image[ann["image_id"]].append(" ".join(str(ann["caption"]).split()))
+        coco = load_coco(f, required=("images", "annotations"))  # pycocotools, as every COCO file here
+        per_image = {
+            image_id: [
+                " ".join(str(a["caption"]).split())
+                for a in coco.imgToAnns[image_id]
+                if str(a.get("caption", "")).strip()
+            ]
+            for image_id in coco.imgs
+        }
         base = f.parent.parent if f.parent.name == "annotations" else f.parent
         stem = f.stem.removeprefix("captions_")
         roots = [base / stem, base / "images" / stem, base / "images", base, f.parent]
-        for im in sorted(doc["images"], key=lambda i: i["id"]):
+        for im in coco.loadImgs(sorted(coco.getImgIds())):
             if not per_image[im["id"]]:
                 continue  # an image without a caption teaches nothing
             images.append(_load_image(_find_image(roots, im["file_name"]), size))

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pickle
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from tasks_lib.core.data import datasets_mirror
+from tasks_lib.core.download import fetch, is_url
+from tasks_lib.core.images import image_folder_files
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR_HASH = "md5:c58f30108f718f92721af3b95e74349a"  # published with the archive (torchvision checks it too)
 CIFAR_DIR = "cifar-10-batches-py"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -40,15 +41,14 @@ def _read_cifar_batch(path: Path) -> dict:
 
 
 def locate_cifar(path: str, workdir: Path) -> Path:
-    """The ``cifar-10-batches-py`` folder: given, inside the given folder, in the mirror, or downloaded."""
-    if path.startswith(("http://", "https://")) or not path:
+    """The ``cifar-10-batches-py`` folder: given, inside the given folder, in the mirror, or downloaded
+    (``core.download.fetch``: cached, the official archive checked against its MD5) and extracted in ``workdir``."""
+    if is_url(path) or not path:
         mirror = datasets_mirror()
         if not path and mirror and (mirror / CIFAR_DIR).is_dir():
             return mirror / CIFAR_DIR
         url = path or CIFAR_URL
-        archive = workdir / "cifar-10-python.tar.gz"
-        urllib.request.urlretrieve(url, archive)  # noqa: S310 (user-given or the official URL)
-        with tarfile.open(archive) as tar:
+        with tarfile.open(fetch(url, CIFAR_HASH if url == CIFAR_URL else None)) as tar:
             tar.extractall(workdir, filter="data")
         return workdir / CIFAR_DIR
     root = Path(path)
@@ -71,25 +71,27 @@ def read_cifar10(folder: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def read_image_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Read ``root/class_name/*.png|jpg``; classes are the sorted folder names."""
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
-        raise ValueError(f"{root} has no class folders (expected class_name/*.png|jpg)")
-    files = [
-        (f, i)
-        for i, c in enumerate(classes)
-        for f in sorted((root / c).iterdir())
-        if f.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    images = [Image.open(f) for f, _ in files]
-    mode = "RGB" if any(im.mode not in ("L", "1", "LA") for im in images) else "L"
+    """Read ``root/class_name/*.png|jpg``; classes are the sorted folder names (torchvision's ImageFolder rules).
+
+    Files are opened one at a time (a first pass reads only headers, for the common mode: grey
+    when every image is grey, RGB otherwise), so a folder of any size stays within the open-files limit.
+    """
+    files, classes = image_folder_files(root)
+    modes = set()
+    for f, _ in files:
+        with Image.open(f) as im:
+            modes.add(im.mode)
+    mode = "RGB" if modes - {"L", "1", "LA"} else "L"
     arrays = []
-    for im in images:
-        im = im.convert(mode)
-        if image_size:
-            im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
+    for f, _ in files:
+        with Image.open(f) as im:
+            im = im.convert(mode)
+            if image_size:
+                im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
         arrays.append(arr[:, :, None] if arr.ndim == 2 else arr)
+    if not arrays:
+        raise ValueError(f"{root}: no PNG/JPEG images in its class folders")
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise ValueError(f"images in {root} differ in size {sorted(shapes)[:3]}...; set data.image_size")

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks_lib.core import engine
+from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
@@ -22,7 +23,6 @@ from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
-from tasks_lib.tasks.image_classification.model import ResidualCNN
 from tasks_lib.tasks.image_classification.readers import (
     CIFAR_DIR,
     CIFAR_URL,

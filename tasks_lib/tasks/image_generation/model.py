@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.tasks.image_classification.model import ResidualCNN
+from tasks_lib.core.backbones import ResidualCNN
 
 JUDGE_SIZE = 8  # the judge (image_classification on digits) sees 8x8 images: 32x32 is average-pooled 4x4
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks_lib.core import engine, refs
+from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
@@ -23,7 +24,6 @@ from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import png_bytes
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
-from tasks_lib.tasks.image_classification.model import ResidualCNN
 from tasks_lib.tasks.image_generation.model import DCGAN, JUDGE_SIZE, frechet_distance
 
 MAX_N = 64

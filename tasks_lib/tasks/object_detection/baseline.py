@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from tasks_lib.core.boxes import box_iou
 from tasks_lib.core.synthetic import COLORS
-from tasks_lib.tasks.object_detection.coco import box_iou
 
 PALETTE = np.array(list(COLORS.values()), dtype=np.float32)
 

@@ -10,7 +10,7 @@ square, so requests batch; boxes are scaled back to each request's own image siz
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,15 @@ from torch import nn
 
 from tasks_lib.core import engine, synthetic
 from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
+from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
 from tasks_lib.tasks.object_detection.baseline import BlobDetector
-from tasks_lib.tasks.object_detection.coco import coco_map, read_coco
-from tasks_lib.tasks.object_detection.model import build_fcos, detect, to_tensors
+from tasks_lib.tasks.object_detection.coco import read_coco
 
 MAX_DETECTIONS = 50  # rows per image in forward's fixed-shape output
 
@@ -63,6 +64,18 @@ class DetectionSet:
     boxes: dict[str, list[np.ndarray]]  # per image Kx4 x1y1x2y2 float32
     labels: dict[str, list[np.ndarray]]  # per image K int64, 0-based class index
     info: dict[str, Any]
+    # COCO crowd regions per split and image (boxes, labels): ignored when scoring, never trained on
+    crowd: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+
+    def targets(self, split: str) -> list[tuple]:
+        """COCOeval's ground truth of ``split``: per image (boxes, labels) or (boxes, labels, iscrowd)."""
+        plain = list(zip(self.boxes[split], self.labels[split], strict=True))
+        if split not in self.crowd:
+            return plain
+        return [
+            (np.r_[b, cb], np.r_[lab, cl], np.r_[np.zeros(len(b), bool), np.ones(len(cb), bool)])
+            for (b, lab), (cb, cl) in zip(plain, self.crowd[split], strict=True)
+        ]
 
 
 def _split_lists(flat: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
@@ -142,10 +155,15 @@ class ObjectDetection(Task):
         return found[0]
 
     def prepare(self, dcfg: DetectionData, out: Path) -> Prepared:
+        crowd_boxes: list[np.ndarray] = []
+        crowd_labels: list[np.ndarray] = []
         if dcfg.source == "scenes":
             x, boxes, labels, classes = self._generate(dcfg)
         elif dcfg.source == "coco":
-            x, boxes, labels, classes, _ = read_coco(self._locate_coco(dcfg.path), None, dcfg.image_size)
+            read = read_coco(self._locate_coco(dcfg.path), None, dcfg.image_size)
+            x, boxes, labels, classes = read.images, read.boxes, read.labels, read.classes
+            if any(len(c) for c in read.crowd_labels):
+                crowd_boxes, crowd_labels = read.crowd_boxes, read.crowd_labels
         else:
             raise ValueError(f"unknown source {dcfg.source}")
         hashes = np.array([sha1_bytes(img.tobytes()) for img in x])
@@ -168,6 +186,11 @@ class ObjectDetection(Task):
             np.save(out / f"{sp}_boxes.npy", np.concatenate(b).astype(np.float32) if b else np.zeros((0, 4)))
             np.save(out / f"{sp}_labels.npy", np.concatenate(lab).astype(np.int64) if lab else np.zeros(0))
             np.save(out / f"{sp}_counts.npy", counts)
+            if crowd_labels:  # only COCO data with crowd regions has these files
+                cb, cl = [crowd_boxes[i] for i in idx], [crowd_labels[i] for i in idx]
+                np.save(out / f"{sp}_crowd_boxes.npy", np.concatenate(cb or [np.zeros((0, 4))]).astype(np.float32))
+                np.save(out / f"{sp}_crowd_labels.npy", np.concatenate(cl or [np.zeros(0)]).astype(np.int64))
+                np.save(out / f"{sp}_crowd_counts.npy", np.array([len(v) for v in cl], dtype=np.int64))
 
             def stat(fn, values, default=np.nan):
                 return [float(fn(v)) if len(v) else default for v in values]
@@ -254,13 +277,17 @@ class ObjectDetection(Task):
 
     def load(self, data_dir: Path) -> DetectionSet:
         data_dir = Path(data_dir)
-        x, boxes, labels = {}, {}, {}
+        x, boxes, labels, crowd = {}, {}, {}, {}
         for sp in SPLITS:
             x[sp] = np.load(data_dir / f"{sp}_x.npy")
             counts = np.load(data_dir / f"{sp}_counts.npy")
             boxes[sp] = _split_lists(np.load(data_dir / f"{sp}_boxes.npy").astype(np.float32).reshape(-1, 4), counts)
             labels[sp] = _split_lists(np.load(data_dir / f"{sp}_labels.npy").astype(np.int64), counts)
-        return DetectionSet(x, boxes, labels, read_info(data_dir))
+            if (data_dir / f"{sp}_crowd_counts.npy").exists():
+                cc = np.load(data_dir / f"{sp}_crowd_counts.npy")
+                cb = _split_lists(np.load(data_dir / f"{sp}_crowd_boxes.npy").astype(np.float32).reshape(-1, 4), cc)
+                crowd[sp] = list(zip(cb, _split_lists(np.load(data_dir / f"{sp}_crowd_labels.npy"), cc), strict=True))
+        return DetectionSet(x, boxes, labels, read_info(data_dir), crowd)
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: DetectionConfig, info: dict[str, Any]) -> nn.Module:
@@ -365,15 +392,14 @@ class ObjectDetection(Task):
 
     def evaluate(self, model: nn.Module, data: DetectionSet, split: str = "test", per_class: bool = True) -> dict:
         preds = detect(model, data.x[split])
-        m = coco_map(preds, list(zip(data.boxes[split], data.labels[split], strict=True)), len(data.info["classes"]))
+        m = coco_map(preds, data.targets(split), len(data.info["classes"]))
         return m if per_class else {k: v for k, v in m.items() if not k.startswith("ap_class_")}
 
     def baseline(self, data: DetectionSet, split: str = "test") -> dict[str, float]:
         """Colour-blob detector: saturated connected components, shape by nearest train blob (k-NN)."""
         det = BlobDetector().fit(data.x["train"][:1000], data.boxes["train"][:1000], data.labels["train"][:1000])
         preds = [det.detect(img) for img in data.x[split]]
-        targets = list(zip(data.boxes[split], data.labels[split], strict=True))
-        return coco_map(preds, targets, len(data.info["classes"]))
+        return coco_map(preds, data.targets(split), len(data.info["classes"]))
 
     def examples(self, model: nn.Module, data: DetectionSet) -> dict[str, Any]:
         from tasks_lib.tasks.object_detection.figures import detections_figure

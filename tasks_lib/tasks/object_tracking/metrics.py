@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from tasks_lib.tasks.object_detection.coco import box_iou
+from tasks_lib.core.boxes import box_iou
 from tasks_lib.tasks.object_tracking.tracker import Track
 
 MATCH_IOU = 0.5

@@ -27,14 +27,14 @@ import torch
 from torch import nn
 
 from tasks_lib.core import engine, refs
+from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.synthetic import KINDS
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
-from tasks_lib.tasks.object_detection.coco import coco_map
-from tasks_lib.tasks.object_detection.model import build_fcos, detect, to_tensors
 from tasks_lib.tasks.object_tracking.metrics import mot_metrics
 from tasks_lib.tasks.object_tracking.mot import Sequence, find_sequences, read_sequence, write_sequence
 from tasks_lib.tasks.object_tracking.sequences import generate_sequence

@@ -1,4 +1,5 @@
-"""Tracking by detection, plain numpy: a SORT-style tracker and the greedy IoU linker it must beat.
+"""Tracking by detection: a SORT-style tracker and the greedy IoU linker it must beat (numpy;
+box IoU and NMS are ``torchvision.ops``, through ``tasks_lib.core.boxes``).
 
 Tracker: one constant-velocity Kalman filter per track on the box (cx, cy, w, h), the
 detections of each frame assigned to the tracks' predicted boxes by the Hungarian method
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from tasks_lib.tasks.object_detection.coco import box_iou
+from tasks_lib.core.boxes import box_iou, nms
 
 Detections = list[tuple[np.ndarray, np.ndarray]]  # per frame: (boxes K x 4 x1y1x2y2, scores K)
 Track = tuple[int, list[tuple[int, np.ndarray, float]]]  # (id, [(frame index 0-based, box, score), ...])
@@ -100,17 +101,12 @@ def _renumber(tracks: list[list[tuple[int, np.ndarray, float]]]) -> list[Track]:
 
 
 def select(boxes: np.ndarray, scores: np.ndarray, min_score: float, nms_iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """Detections scoring at least ``min_score``, then class-agnostic greedy NMS at ``nms_iou`` (1 = none)."""
+    """Detections scoring at least ``min_score``, then class-agnostic NMS at ``nms_iou`` (1 = none), best first."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     keep = scores >= min_score
     boxes, scores = boxes[keep], scores[keep]
-    order = np.argsort(-scores, kind="stable")
-    iou = box_iou(boxes, boxes)
-    chosen: list[int] = []
-    for i in order:
-        if nms_iou >= 1 or all(iou[i, j] <= nms_iou for j in chosen):
-            chosen.append(int(i))
+    chosen = nms(boxes, scores, nms_iou)
     return boxes[chosen], scores[chosen]
 
 

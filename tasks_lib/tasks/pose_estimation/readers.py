@@ -7,11 +7,12 @@ keypoints follow the same transform. Visibility 0 (not labelled) joints are kept
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tasks_lib.core.coco import load_coco
 
 
 def crop_person(img: Image.Image, box: list[float], size: int, pad: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
@@ -27,38 +28,49 @@ def crop_person(img: Image.Image, box: list[float], size: int, pad: float = 1.25
     return np.asarray(out, dtype=np.uint8), np.array([x0, y0, scale])
 
 
+def _person_sample(photo: Image.Image, ann: dict, n_joints: int, size: int) -> tuple:
+    """(crop, keypoints x/y/visible in crop pixels, box x1y1x2y2 in crop pixels, annotation id) of one person."""
+    crop, (x0, y0, scale) = crop_person(photo, ann["bbox"], size)
+    k = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
+    if len(k) != n_joints:
+        raise ValueError(f"annotation {ann['id']}: {len(k)} keypoints, the category names {n_joints}")
+    vis = (k[:, 2] > 0).astype(np.float64)
+    # COCO keypoints are pixel indices; +0.5 gives the pixel centre in continuous coordinates
+    xy = np.stack([(k[:, 0] + 0.5 - x0) * scale, (k[:, 1] + 0.5 - y0) * scale], 1)
+    bx, by, bw, bh = ann["bbox"]
+    box = np.array([(bx - x0) * scale, (by - y0) * scale, (bx + bw - x0) * scale, (by + bh - y0) * scale])
+    return crop, np.concatenate([xy, vis[:, None]], 1), box, int(ann["id"])
+
+
 def read_coco_keypoints(annotation_file: Path, image_dir: Path, size: int) -> dict:
-    """All non-crowd person annotations with at least one labelled keypoint, as fixed-size crops."""
-    doc = json.loads(Path(annotation_file).read_text())
-    cats = [c for c in doc["categories"] if c.get("keypoints")]
+    """All non-crowd person annotations with at least one labelled keypoint, as fixed-size crops.
+
+    Read through ``pycocotools.coco.COCO``; samples keep the annotations' file order, and each
+    photo is opened once, one at a time (with all its people), so memory holds one decoded photo.
+    """
+    coco = load_coco(annotation_file)
+    cats = [c for c in coco.loadCats(coco.getCatIds()) if c.get("keypoints")]
     if not cats:
         raise ValueError(f"{annotation_file}: no category with 'keypoints' names (not a COCO keypoints file?)")
     names = list(cats[0]["keypoints"])
-    images = {im["id"]: im for im in doc["images"]}
-    crops, kps, boxes, ids, files = [], [], [], [], []
-    opened: dict[int, Image.Image] = {}
-    for ann in doc["annotations"]:
-        if ann.get("iscrowd", 0) or ann.get("num_keypoints", 1) == 0 or ann["category_id"] != cats[0]["id"]:
-            continue
-        im = images[ann["image_id"]]
-        if im["id"] not in opened:
-            opened[im["id"]] = Image.open(Path(image_dir) / im["file_name"]).convert("RGB")
-        crop, (x0, y0, scale) = crop_person(opened[im["id"]], ann["bbox"], size)
-        k = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
-        if len(k) != len(names):
-            raise ValueError(f"annotation {ann['id']}: {len(k)} keypoints, the category names {len(names)}")
-        vis = (k[:, 2] > 0).astype(np.float64)
-        # COCO keypoints are pixel indices; +0.5 gives the pixel centre in continuous coordinates
-        xy = np.stack([(k[:, 0] + 0.5 - x0) * scale, (k[:, 1] + 0.5 - y0) * scale], 1)
-        bx, by, bw, bh = ann["bbox"]
-        box = np.array([(bx - x0) * scale, (by - y0) * scale, (bx + bw - x0) * scale, (by + bh - y0) * scale])
-        crops.append(crop)
-        kps.append(np.concatenate([xy, vis[:, None]], 1))
-        boxes.append(box)
-        ids.append(int(ann["id"]))
-        files.append(str(im["file_name"]))
-    if not crops:
+    usable = [
+        ann
+        for ann in coco.dataset["annotations"]
+        if not ann.get("iscrowd", 0) and ann.get("num_keypoints", 1) != 0 and ann["category_id"] == cats[0]["id"]
+    ]
+    by_image: dict[int, list[int]] = {}
+    for i, ann in enumerate(usable):
+        by_image.setdefault(ann["image_id"], []).append(i)
+    samples: list[tuple] = [()] * len(usable)
+    for image_id, positions in by_image.items():
+        im = coco.imgs[image_id]
+        with Image.open(Path(image_dir) / im["file_name"]) as photo:
+            photo = photo.convert("RGB")
+        for i in positions:
+            samples[i] = (*_person_sample(photo, usable[i], len(names), size), str(im["file_name"]))
+    if not samples:
         raise ValueError(f"{annotation_file}: no usable person annotations")
+    crops, kps, boxes, ids, files = (list(column) for column in zip(*samples, strict=True))
     return {
         "images": np.stack(crops),
         "keypoints": np.stack(kps),

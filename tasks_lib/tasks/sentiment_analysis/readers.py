@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -16,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from tasks_lib.core.data import datasets_mirror
+from tasks_lib.core.download import fetch, is_url
 
 SST2_DIR = "sst2"
 SST2_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
+SST2_HASH = "md5:9f81648d4199384278b86e315dac217c"  # GLUE's zip (torchtext's SST2 checks the same)
 SST2_CLASSES = ["negative", "positive"]
 
 
@@ -29,11 +30,9 @@ def locate_sst2(path: str, workdir: Path) -> Path:
         if mirror and (mirror / SST2_DIR).is_dir():
             return mirror / SST2_DIR
         path = SST2_URL
-    if path.startswith(("http://", "https://")):
+    if is_url(path):  # core.download.fetch: cached, GLUE's zip checked against its known MD5
         workdir.mkdir(parents=True, exist_ok=True)
-        archive = workdir / "sst2.zip"
-        urllib.request.urlretrieve(path, archive)  # noqa: S310 (user-given or the GLUE URL)
-        with zipfile.ZipFile(archive) as zf:
+        with zipfile.ZipFile(fetch(path, SST2_HASH if path == SST2_URL else None)) as zf:
             zf.extractall(workdir)
         found = sorted(workdir.rglob("dev.tsv"))
         if not found:

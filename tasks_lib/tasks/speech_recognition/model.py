@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks_lib.core.audio import LogMel
+from tasks_lib.core.text_metrics import nearest_word
 
 BLANK = 0
 
@@ -113,16 +114,6 @@ def beam_decode(log_probs: np.ndarray, vocab: str, beam: int = 8, prune: float =
     return " ".join("".join(vocab[k - 1] for k in best).split())
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between two strings (insertions, deletions, substitutions cost 1)."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
-
-
 def snap_to_lexicon(text: str, lexicon: list[str]) -> str:
     """Closed-vocabulary decoding: each word becomes the nearest lexicon word by edit distance.
 
@@ -133,4 +124,4 @@ def snap_to_lexicon(text: str, lexicon: list[str]) -> str:
     if not lexicon:
         return text
     known = set(lexicon)
-    return " ".join(w if w in known else min(lexicon, key=lambda v: edit_distance(w, v)) for w in text.split())
+    return " ".join(w if w in known else nearest_word(w, lexicon) for w in text.split())

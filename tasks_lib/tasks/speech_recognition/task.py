@@ -37,8 +37,9 @@ from tasks_lib.core.audio import (
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
 from tasks_lib.core.registry import register
+from tasks_lib.core.speech_corpus import VOCAB, draw_texts, synth_jobs
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
-from tasks_lib.tasks.speech_recognition.corpus import VOCAB, draw_texts, synth_jobs
+from tasks_lib.core.text_metrics import error_rates
 from tasks_lib.tasks.speech_recognition.model import CTCSpeechModel, beam_decode, greedy_decode, snap_to_lexicon
 
 SAMPLE_RATE = 8000
@@ -115,13 +116,6 @@ def transcribe(model: CTCSpeechModel, clips: list[np.ndarray], beam: int = 0) ->
     """Transcripts of 8 kHz mono clips: greedy (beam=0) or prefix beam search."""
     lps = log_probs(model, clips)
     return [beam_decode(lp, VOCAB, beam) if beam else greedy_decode(lp, VOCAB) for lp in lps]
-
-
-def error_rates(refs: list[str], hyps: list[str]) -> tuple[float, float]:
-    """(WER, CER) over a set of utterances (jiwer; an empty hypothesis counts as all deletions)."""
-    import jiwer
-
-    return float(jiwer.wer(refs, hyps)), float(jiwer.cer(refs, hyps))
 
 
 @register
@@ -382,6 +376,14 @@ class SpeechRecognition(Task):
         refs = list(rows["text"])
         wer, cer = error_rates(refs, hyps)
         return {"wer": wer, "cer": cer}
+
+    def transcribe(self, loaded: LoadedModel, clips: list[np.ndarray]) -> list[str]:
+        """Greedy transcripts of 8 kHz mono clips by a loaded model of this task.
+
+        Other tasks that build on this task's champion (speech_synthesis scores its audio with it)
+        call this through ``refs.find("speech_recognition").task``, never by importing this package.
+        """
+        return transcribe(loaded.module, clips)
 
     def evaluate(self, model: nn.Module, data: SpeechData, split: str = "test") -> dict[str, float]:
         """WER/CER per group: FSDD's own test split (primary ``wer``), the unseen speaker, synthetic speech.

@@ -33,8 +33,9 @@ from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
+from tasks_lib.core.speech_corpus import VOCAB, draw_texts
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
-from tasks_lib.tasks.speech_recognition.corpus import VOCAB, draw_texts
+from tasks_lib.core.text_metrics import error_rates
 from tasks_lib.tasks.speech_synthesis.model import TextToMel, griffin_lim
 
 SAMPLE_RATE = 8000
@@ -341,9 +342,7 @@ class SpeechSynthesis(Task):
         asr = refs.find("speech_recognition")
         if asr is None:
             return {}
-        from tasks_lib.tasks.speech_recognition.task import error_rates, transcribe
-
-        hyps = transcribe(asr.module, [a / (np.abs(a).max() + 1e-8) * 0.5 for a in audio])
+        hyps = asr.task.transcribe(asr, [a / (np.abs(a).max() + 1e-8) * 0.5 for a in audio])
         wer, cer = error_rates(texts, hyps)
         return {"asr_cer": cer, "asr_wer": wer}
 

@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 import math
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from tasks_lib.core.data import datasets_mirror
+from tasks_lib.core.download import fetch, is_url
 
 TS_DIR = "tinyshakespeare"
 TS_FILE = "input.txt"
 TS_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+TS_HASH = "md5:6fb458f1232090904fb40fe944165e91"  # the upstream file's; the dataset mirror's copy has it too
 
 
 def locate_tiny_shakespeare(path: str, workdir: Path) -> Path:
-    """``input.txt``: the given file or folder, the mirror's ``tinyshakespeare/``, or downloaded from a URL."""
+    """``input.txt``: the given file or folder, the mirror's ``tinyshakespeare/``, or fetched from a URL
+    (``core.download.fetch``: cached, the upstream file checked against its known hash)."""
     if not path:
         mirror = datasets_mirror()
         if mirror and (mirror / TS_DIR / TS_FILE).is_file():
             return mirror / TS_DIR / TS_FILE
         path = TS_URL
-    if path.startswith(("http://", "https://")):
-        workdir.mkdir(parents=True, exist_ok=True)
-        urllib.request.urlretrieve(path, workdir / TS_FILE)  # noqa: S310 (user-given or the upstream URL)
-        return workdir / TS_FILE
+    if is_url(path):
+        return fetch(path, TS_HASH if path == TS_URL else None)
     p = Path(path)
     return p / TS_FILE if p.is_dir() else p
 

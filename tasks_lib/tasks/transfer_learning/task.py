@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from tasks_lib.core import engine, refs
+from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
-from tasks_lib.tasks.image_classification.model import ResidualCNN
 from tasks_lib.tasks.image_classification.task import ImageClassification, ImageData
 
 UPSTREAM = "image_classification"

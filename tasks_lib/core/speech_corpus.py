@@ -1,4 +1,5 @@
-"""Texts the data steps have espeak-ng speak: digit strings and sentences from a small grammar."""
+"""Texts the speech data steps have espeak-ng speak (speech_recognition and speech_synthesis): digit strings
+and sentences from a small grammar, the character vocabulary, and the voices they are spoken in."""
 
 from __future__ import annotations
 

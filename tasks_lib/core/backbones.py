@@ -1,4 +1,8 @@
-"""The residual CNN used by image classification (and reusable as a backbone)."""
+"""Residual CNN blocks shared by the image tasks: ``BasicBlock`` (ResNet's) and ``ResidualCNN``.
+
+image_classification and transfer_learning classify with ``ResidualCNN``, image_generation judges
+with it; face_verification and the detector (``core/detector.py``) stack ``BasicBlock``s.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from torch import nn
 
 
 class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3x3 conv-BN, a 1x1 conv-BN shortcut when the shape changes."""
+
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)

@@ -1,5 +1,8 @@
 """A light FCOS detector (torchvision) on a small residual backbone with a feature pyramid.
 
+Shared by object_detection (trains it) and object_tracking (fine-tunes object_detection's champion,
+whose weights it reads through ``refs``, so both must build the same network).
+
 The torchvision detector does the heavy lifting (anchor-free targets, focal + GIoU +
 centre-ness losses, decoding, NMS); only the backbone is small, so it trains from scratch
 on a CPU in minutes at 128x128 input.
@@ -14,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks_lib.tasks.image_classification.model import BasicBlock
+from tasks_lib.core.backbones import BasicBlock
 
 if TYPE_CHECKING:  # torchvision is imported where it is used: importing it takes seconds
     from torchvision.models.detection import FCOS
