@@ -69,3 +69,29 @@ def test_interrupted_and_resumed_training_ends_bit_identical(name, tmp_path):
     assert a.keys() == b.keys()
     differ = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differ, f"{len(differ)} of {len(a)} tensors differ after resuming, e.g. {differ[:3]}"
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_training_goes_through_the_engine(name):
+    """A task writes ``training`` (a recipe), never ``fit`` or a loop of its own."""
+    from tasks_lib.core.task import Task
+
+    assert type(get_task(name)).fit is Task.fit
+
+
+def test_no_backward_or_optimiser_step_outside_the_engine():
+    """Every ``backward()`` and optimiser ``step()`` of the training code is the engine's (the GAN
+    and PPO update through its Stepper); environments' ``step(action)`` take an argument."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found = [
+        f"{path.relative_to(root)}:{i}: {line.strip()}"
+        for folder in ("tasks_lib", "flows", "serving")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path != root / "tasks_lib" / "core" / "engine.py"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\.backward\(|\.step\(\)", line)
+    ]
+    assert not found, "\n".join(found)

@@ -301,9 +301,9 @@ class SpeechRecognition(Task):
     def _spec_augment(feats: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Two frequency masks (up to 8 bands) and two time masks (up to 8 % of frames) per clip."""
         b, m, t = feats.shape
-        r = torch.rand(b, 8, generator=gen)
-        f_idx, t_idx = torch.arange(m)[None, :], torch.arange(t)[None, :]
-        keep = torch.ones(b, m, t, dtype=torch.bool)
+        r = torch.rand(b, 8, generator=gen).to(feats.device)  # masks built where the features are: no sync
+        f_idx, t_idx = torch.arange(m, device=feats.device)[None, :], torch.arange(t, device=feats.device)[None, :]
+        keep = torch.ones(b, m, t, dtype=torch.bool, device=feats.device)
         for k in range(2):
             w = (r[:, 2 * k] * 8).long()[:, None]
             f0 = (r[:, 2 * k + 1] * (m - 8)).long()[:, None]
@@ -336,7 +336,7 @@ class SpeechRecognition(Task):
                 with torch.no_grad():  # log-mel features: no weights to learn
                     feats = model.features(wav, lens)
                 if cfg.spec_augment:
-                    feats = self._spec_augment(feats.cpu(), gen).to(device)
+                    feats = self._spec_augment(feats, gen)
                 tgt = [targets[i] for i in idx]
                 yield wav, lens, feats, torch.cat(tgt), torch.tensor([len(t) for t in tgt])
 
