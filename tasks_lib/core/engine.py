@@ -34,6 +34,8 @@ from tasks_lib.core.config import TaskConfig
 LogFn = Callable[[dict[str, float], int], None]
 """``log(metrics, epoch)``: how training reports; called once per epoch, never per batch."""
 
+LAYOUT = 1  # of the engine's checkpoint state (the file format is tasks_lib.core.checkpoint's)
+
 Losses = dict[str, torch.Tensor]
 Optimizers = torch.optim.Optimizer | dict[str, torch.optim.Optimizer]
 Schedule = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
@@ -256,9 +258,11 @@ def _train(model: nn.Module, recipe: Recipe, cfg: TaskConfig, log: LogFn, checkp
     stepper = Stepper(model, optimizers, schedulers, cfg.grad_clip)
     generators = {"data": gen, **recipe.generators}
 
-    start_epoch = 0
+    start_epoch, total_steps = 0, 0
     if checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, device, generators=generators)
+        if state.get("layout") != LAYOUT:
+            raise ValueError(f"{checkpoint} holds no engine state of layout {LAYOUT}: delete it to start over")
         model.load_state_dict(state["model"])
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
@@ -266,7 +270,7 @@ def _train(model: nn.Module, recipe: Recipe, cfg: TaskConfig, log: LogFn, checkp
             sched.load_state_dict(state["schedulers"][name])
         if recipe.state is not None:
             recipe.state.load_state_dict(state["task"])
-        start_epoch = state["epoch"] + 1
+        start_epoch, total_steps = state["epoch"] + 1, state["steps"]
 
     count = recipe.samples or _batch_len
     steps, seen, train_seconds = 0, 0, 0.0
@@ -290,6 +294,7 @@ def _train(model: nn.Module, recipe: Recipe, cfg: TaskConfig, log: LogFn, checkp
             torch.cuda.synchronize()
         train_seconds += time.perf_counter() - t0
         steps += n
+        total_steps += n
         totals = torch.stack(list(sums.values())).tolist() if sums else []  # the epoch's one sync
         metrics = {f"train_{k}": v / max(n, 1) for k, v in zip(sums, totals, strict=True)}
         for name, opt in optimizers.items():
@@ -306,10 +311,12 @@ def _train(model: nn.Module, recipe: Recipe, cfg: TaskConfig, log: LogFn, checkp
         log(metrics, epoch)
         if checkpoint is not None:
             state = {
+                "layout": LAYOUT,
                 "model": model.state_dict(),
                 "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
                 "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
-                "epoch": epoch,
+                "epoch": epoch,  # the last finished epoch
+                "steps": total_steps,  # optimiser steps of the run so far
                 "task": recipe.state.state_dict() if recipe.state is not None else {},
             }
             save_checkpoint(checkpoint, state, generators=generators)

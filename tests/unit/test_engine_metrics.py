@@ -155,3 +155,11 @@ def test_manual_recipe_with_two_optimisers_resumes_bit_exactly(tmp_path):
     assert len(logged2) == 2 and counter2.seen == counter.seen and logged2 == logged[2:]
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_checkpoint_of_another_layout_is_refused_clearly(tmp_path):
+    from tasks_lib.core.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "old.pt", {"model": {}, "optimizer": {}, "epoch": 0})  # the pre-engine layout
+    with pytest.raises(ValueError, match="delete it to start over"):
+        _train(TaskConfig(epochs=1, batch_size=32), checkpoint=tmp_path / "old.pt")
