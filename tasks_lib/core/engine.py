@@ -260,7 +260,11 @@ def _train(model: nn.Module, recipe: Recipe, cfg: TaskConfig, log: LogFn, checkp
 
     start_epoch, total_steps = 0, 0
     if checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint, device, generators=generators)
+        try:
+            state = load_checkpoint(checkpoint, device, generators=generators)
+        except KeyError as exc:  # a generator this recipe has and the checkpoint lacks
+            why = f"{checkpoint} was written by another training setup ({exc}): delete it to start over"
+            raise ValueError(why) from None
         if state.get("layout") != LAYOUT:
             raise ValueError(f"{checkpoint} holds no engine state of layout {LAYOUT}: delete it to start over")
         model.load_state_dict(state["model"])
