@@ -9,7 +9,7 @@ What is measured, in one process, on a throw-away state folder:
    validation, evaluation, MLflow logging, registry, promotion, packaging, Prefect itself).
    Seconds per step are read back from the Prefect API.
 2. Training throughput (samples/s over the optimisation loop only) of ``task.fit`` (the shared
-   ``tasks_lib.core.engine.fit``) against a hand-written minimal PyTorch loop doing the same
+   ``tasks_lib.core.engine.train`` running the task's recipe) against a hand-written minimal PyTorch loop doing the same
    work per batch: same data, config, model, AdamW lr/weight decay, one-cycle schedule,
    label-smoothed cross-entropy, the task's normalise + augment, gradient clipping, batch size
    and shuffled DataLoader. Each runs ``--repeats`` times, alternating; the best of each counts.

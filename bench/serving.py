@@ -114,7 +114,7 @@ def raw_forward(loaded, images, batch_sizes: list[int], threads: int, seconds: f
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     task = loaded.task
-    arrays = np.stack([task.preprocess(loaded, im) for im in images])
+    arrays = np.stack([item for request in images for item in task.parse_request(loaded, request)])
     out = []
     for bs in batch_sizes:
         batch = arrays[np.arange(bs) % len(arrays)]

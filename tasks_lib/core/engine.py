@@ -1,27 +1,44 @@
-"""The shared training loop: seeding, device and precision, optimiser and one-cycle
-schedule, gradient clipping, checkpoint/resume and per-epoch metric reporting.
+"""The one training loop of the platform: every task trains through :func:`train`.
 
-Tasks with ordinary supervised training call :func:`fit`; tasks with special loops
-(GAN, RL, CTC) write their own and still report through ``log``.
+A task describes *what* differs in a :class:`Recipe` (its batches, a training step that
+returns losses, an optional validation); the engine does the rest, the same way for all:
+seeding, device and precision (bf16 autocast on CUDA, channels_last for convolutional
+models, optional ``torch.compile``), optimisers and per-step LR schedules, gradient
+clipping, loss accumulation on the device (one host sync per epoch), timing, one ``log``
+call per epoch and one checkpoint format (model, optimisers, schedulers, epoch, step and
+every RNG, written atomically), resumed bit-exactly.
+
+Special loops plug in through the recipe's hooks instead of owning a loop: PPO collects its
+rollouts inside ``batches`` (a generator run lazily between the engine's steps); a GAN sets
+``manual=True`` and updates its two optimisers through the :class:`Stepper` it is given.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import TaskConfig
-from tasks_lib.core.task import LogFn
+
+LogFn = Callable[[dict[str, float], int], None]
+"""``log(metrics, epoch)``: how training reports; called once per epoch, never per batch."""
+
+LAYOUT = 1  # of the engine's checkpoint state (the file format is tasks_lib.core.checkpoint's)
+
+Losses = dict[str, torch.Tensor]
+Optimizers = torch.optim.Optimizer | dict[str, torch.optim.Optimizer]
+Schedule = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -44,6 +61,7 @@ def pick_device() -> torch.device:
 
 
 def make_optimizer(model: nn.Module, cfg: TaskConfig) -> torch.optim.Optimizer:
+    """AdamW or SGD (``cfg.optimizer``) at ``cfg.lr``; weight decay on weight matrices only."""
     # No weight decay on biases and norm parameters: decaying them only hurts.
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
@@ -58,121 +76,261 @@ def make_optimizer(model: nn.Module, cfg: TaskConfig) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'adamw' or 'sgd', got '{cfg.optimizer}'")
 
 
+def one_cycle(pct_start: float = 0.25) -> Schedule:
+    """torch's OneCycleLR up to the optimiser's lr, stepped once per optimiser step."""
+
+    def schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        # at least 10 steps: shorter one-cycle schedules have an empty warm-up phase
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lr, pct_start=pct_start, total_steps=max(total_steps, 10)
+        )
+
+    return schedule
+
+
+def lambda_schedule(factor: Callable[[int, int], float]) -> Schedule:
+    """torch's LambdaLR: the lr of step ``s`` (0-based) is the optimiser's lr x ``factor(s, total_steps)``."""
+
+    def schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: factor(s, total_steps))
+
+    return schedule
+
+
+class Stateful(Protocol):
+    """Training state a task keeps beside the model (an environment, the best weights so far...)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
 @dataclass
-class FitResult:
+class Recipe:
+    """What a task's training differs in; :func:`train` runs it.
+
+    ``batches(gen)``: an iterable of one epoch's batches (tensors, tuples, lists or dicts of
+    them), drawing every random number from ``gen`` (the engine's data generator, saved in the
+    checkpoint) or from the task's own ``generators``. It is iterated lazily, one batch per
+    step, and never beyond ``steps_per_epoch`` (capped by ``cfg.max_steps_per_epoch``), so a
+    generator may do work between steps (PPO collects rollouts there). Tensors are moved to
+    the device by the engine (batches already there are left as they are).
+
+    ``step(batch) -> losses``: the forward pass, run under autocast; the engine calls
+    ``backward`` on the first entry and updates the optimiser. Every entry is averaged over
+    the epoch on the device and logged as ``train_<name>`` (name the first ``"loss"``). With
+    ``manual=True`` it is ``step(batch, stepper)`` and updates the optimisers itself through
+    ``stepper.update(loss, name)`` (a GAN's two alternating updates); its entries are only logged.
+    """
+
+    batches: Callable[[torch.Generator], Iterable[Any]]
+    step: Callable[..., Losses]
+    steps_per_epoch: int
+    # model -> one optimiser or {name: optimiser}; None = make_optimizer(model, cfg)
+    optimizers: Callable[[nn.Module], Optimizers] | None = None
+    # (optimiser, total steps of the run) -> a per-step torch LR scheduler; None = constant lr
+    schedule: Schedule | None = field(default_factory=one_cycle)
+    validate: Callable[[], dict[str, float]] | None = None  # logged as val_<name>, model in eval mode
+    # (epoch, metrics) after validation, before logging and the checkpoint: may add metrics
+    end_epoch: Callable[[int, dict[str, float]], None] | None = None
+    finish: Callable[[], None] | None = None  # after the last epoch (e.g. keep the best weights)
+    generators: dict[str, torch.Generator] = field(default_factory=dict)  # the task's own, checkpointed
+    state: Stateful | None = None  # anything else the task must checkpoint
+    manual: bool = False
+    samples: Callable[[Any], int] | None = None  # samples in a batch (throughput); default its length
+    num_threads: int = 0  # torch threads while training; 0 = unchanged
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` (and so ``Task.fit``) returns."""
+
     epochs: int
-    steps: int
-    train_seconds: float  # pure optimisation time: no evaluation, no logging
+    steps: int  # optimiser steps run by this call (a resumed run counts only its own)
+    train_seconds: float  # pure optimisation time: no validation, no logging, no checkpoint
     samples_per_s: float
 
 
-def fit(
+class Stepper:
+    """One optimiser update: zero grads, backward, clip, step, schedule step."""
+
+    def __init__(self, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer], schedulers, clip: float):
+        self.optimizers, self.schedulers, self.clip = optimizers, schedulers, clip
+        self._params = {}
+        for name, opt in optimizers.items():
+            # in the model's own order: the clipping norm sums the same way as clip_grad_norm_(model.parameters())
+            ids = {id(p) for g in opt.param_groups for p in g["params"]}
+            self._params[name] = [p for p in model.parameters() if id(p) in ids]
+        self._device_type = next(iter(self._params.values()))[0].device.type if self._params else "cpu"
+
+    def update(self, loss: torch.Tensor, name: str | None = None) -> None:
+        """Update optimiser ``name`` (the only one when omitted) from ``loss``."""
+        name = name or next(iter(self.optimizers))
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(self._device_type, enabled=False):  # backward outside autocast
+            loss.backward()
+        if self.clip > 0:
+            nn.utils.clip_grad_norm_(self._params[name], self.clip)
+        opt.step()
+        if name in self.schedulers:
+            self.schedulers[name].step()
+
+
+def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Tensors of ``batch`` (nested tuples, lists, dicts) on ``device``; 4-D float ones channels_last if asked."""
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.ndim == 4 and batch.is_floating_point():
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device, channels_last) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device, channels_last) for v in batch)
+    return batch
+
+
+def _batch_len(batch: Any) -> int:
+    """Samples in a batch: a tensor's length; a tuple's or a dict's first field's; a list's own length."""
+    if isinstance(batch, torch.Tensor | list):
+        return len(batch)
+    if isinstance(batch, Mapping) and batch:
+        return _batch_len(next(iter(batch.values())))
+    if isinstance(batch, tuple) and batch:
+        return _batch_len(batch[0])
+    return 1
+
+
+def _set_compiled(model: nn.Module, call: Any) -> None:
+    """Switch ``nn.Module.compile``'s compiled call on (``call``) or off (``None``); no-op if never compiled."""
+    if getattr(model, "_compiled_call_impl", None) is not None or call is not None:
+        model._compiled_call_impl = call
+
+
+def _is_conv_net(model: nn.Module) -> bool:
+    return any(p.ndim == 4 for p in model.parameters())
+
+
+def train(
     model: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
+    recipe: Recipe,
     cfg: TaskConfig,
     log: LogFn,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    *,
-    prepare_batch: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-    evaluate: Callable[[], dict[str, float]] | None = None,
-    checkpoint: Path | None = None,
-) -> FitResult:
-    """Train ``model`` on in-memory tensors.
+    checkpoint: str | os.PathLike | None = None,
+) -> TrainResult:
+    """Train ``model`` in place for ``cfg.epochs`` epochs as ``recipe`` describes; leaves it in eval mode.
 
-    ``prepare_batch(x, gen)`` turns a raw batch (already on the device) into model
-    input, e.g. normalise + augment, drawing randomness from ``gen`` only.
-    ``evaluate()`` returns validation metrics logged after each epoch.
-    ``checkpoint``: saved after every epoch and resumed from when present.
+    ``checkpoint``: written after every epoch (atomically) and resumed from when it exists,
+    so an interrupted run continues bit-exactly on CPU (same weights as an uninterrupted one).
     """
+    threads = torch.get_num_threads()
+    if recipe.num_threads:
+        torch.set_num_threads(recipe.num_threads)
+    try:
+        return _train(model, recipe, cfg, log, Path(checkpoint) if checkpoint is not None else None)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model: nn.Module, recipe: Recipe, cfg: TaskConfig, log: LogFn, checkpoint: Path | None) -> TrainResult:
     gen = seed_everything(cfg.seed)
     device = pick_device()
     use_cuda = device.type == "cuda"
     model.to(device)
-    if use_cuda and inputs.ndim == 4:
+    channels_last = use_cuda and _is_conv_net(model)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if (cfg.compile and use_cuda) else model
+    compiled = None
+    if cfg.compile and use_cuda:
+        model.compile()  # in place: the state_dict keeps its keys
+        compiled = model._compiled_call_impl
 
-    loader = DataLoader(
-        TensorDataset(inputs, targets),
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        generator=gen,
-        drop_last=len(inputs) > cfg.batch_size,
-        pin_memory=use_cuda,
-    )
-    steps_per_epoch = len(loader)
+    made = recipe.optimizers(model) if recipe.optimizers is not None else make_optimizer(model, cfg)
+    optimizers = made if isinstance(made, dict) else {"main": made}
+    spe = recipe.steps_per_epoch
     if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=cfg.lr,
-        pct_start=0.25,
-        # at least 10 steps: shorter one-cycle schedules have an empty warm-up phase
-        total_steps=max(cfg.epochs * steps_per_epoch, 10),
-    )
-    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+        spe = min(spe, cfg.max_steps_per_epoch)
+    spe = max(spe, 1)
+    schedulers = {}
+    if recipe.schedule is not None:
+        schedulers = {name: recipe.schedule(opt, cfg.epochs * spe) for name, opt in optimizers.items()}
+    stepper = Stepper(model, optimizers, schedulers, cfg.grad_clip)
+    generators = {"data": gen, **recipe.generators}
 
-    start_epoch = 0
+    start_epoch, total_steps = 0, 0
     if checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint, device, generators={"loader": gen, "aug": aug_gen})
+        try:
+            state = load_checkpoint(checkpoint, device, generators=generators)
+        except KeyError as exc:  # a generator this recipe has and the checkpoint lacks
+            why = f"{checkpoint} was written by another training setup ({exc}): delete it to start over"
+            raise ValueError(why) from None
+        if state.get("layout") != LAYOUT:
+            raise ValueError(f"{checkpoint} holds no engine state of layout {LAYOUT}: delete it to start over")
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch = state["epoch"] + 1
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        if recipe.state is not None:
+            recipe.state.load_state_dict(state["task"])
+        start_epoch, total_steps = state["epoch"] + 1, state["steps"]
 
+    count = recipe.samples or _batch_len
     steps, seen, train_seconds = 0, 0, 0.0
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        loss_sum = torch.zeros((), device=device)
-        n_batches = 0
+        sums: dict[str, torch.Tensor] = {}
+        n = 0
         t0 = time.perf_counter()
-        for i, (x, y) in enumerate(loader):
-            if i >= steps_per_epoch:
-                break
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            if prepare_batch is not None:
-                x = prepare_batch(x, aug_gen)
-            if use_cuda and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
+        for batch in itertools.islice(recipe.batches(gen), spe):  # islice never pulls a batch too many
+            batch = to_device(batch, device, channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
-                loss = loss_fn(step_model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach()  # stays on device: no sync per step
-            n_batches += 1
-            seen += len(x)
+                losses = recipe.step(batch, stepper) if recipe.manual else recipe.step(batch)
+            if not recipe.manual:
+                stepper.update(next(iter(losses.values())))
+            for k, v in losses.items():
+                v = v.detach().float()  # stays on the device: no host sync per step
+                sums[k] = sums[k] + v if k in sums else v
+            n += 1
+            seen += count(batch)
         if use_cuda:
             torch.cuda.synchronize()
         train_seconds += time.perf_counter() - t0
-        steps += n_batches
-        metrics = {
-            "train_loss": float(loss_sum) / max(n_batches, 1),
-            "lr": scheduler.get_last_lr()[0],
-        }
-        if evaluate is not None:
+        steps += n
+        total_steps += n
+        totals = torch.stack(list(sums.values())).tolist() if sums else []  # the epoch's one sync
+        metrics = {f"train_{k}": v / max(n, 1) for k, v in zip(sums, totals, strict=True)}
+        for name, opt in optimizers.items():
+            lr = schedulers[name].get_last_lr()[0] if name in schedulers else opt.param_groups[0]["lr"]
+            metrics["lr" if len(optimizers) == 1 else f"lr_{name}"] = lr
+        if recipe.validate is not None:
             model.eval()
-            metrics.update({f"val_{k}": v for k, v in evaluate().items()})
+            _set_compiled(model, None)  # validation shapes differ: run it eagerly
+            with torch.no_grad():
+                metrics.update({f"val_{k}": v for k, v in recipe.validate().items()})
+            _set_compiled(model, compiled)
+        if recipe.end_epoch is not None:
+            recipe.end_epoch(epoch, metrics)
         log(metrics, epoch)
         if checkpoint is not None:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                },
-                generators={"loader": gen, "aug": aug_gen},
-            )
+            state = {
+                "layout": LAYOUT,
+                "model": model.state_dict(),
+                "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+                "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+                "epoch": epoch,  # the last finished epoch
+                "steps": total_steps,  # optimiser steps of the run so far
+                "task": recipe.state.state_dict() if recipe.state is not None else {},
+            }
+            save_checkpoint(checkpoint, state, generators=generators)
+    _set_compiled(model, None)  # eager from here on (evaluation, serving)
+    if channels_last:
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
-    return FitResult(
+    if recipe.finish is not None:
+        recipe.finish()
+    return TrainResult(
         epochs=cfg.epochs,
         steps=steps,
         train_seconds=train_seconds,
@@ -198,45 +356,3 @@ def predict_batches(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             outs.append(model(x).float().cpu())
     return torch.cat(outs) if outs else torch.empty(0)
-
-
-@dataclass
-class Loop:
-    """Optimiser, one-cycle schedule and first epoch of a task's own training loop (resumed if checkpointed)."""
-
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.OneCycleLR
-    start_epoch: int
-
-
-def start_loop(
-    model: nn.Module,
-    cfg: TaskConfig,
-    steps_per_epoch: int,
-    gen: torch.Generator,
-    checkpoint: Path | None,
-    device: torch.device,
-    pct_start: float = 0.25,
-) -> Loop:
-    """For custom loops (CTC, GAN, RL ...): AdamW/SGD + one-cycle, resumed from ``checkpoint`` when present."""
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, pct_start=pct_start, total_steps=max(cfg.epochs * steps_per_epoch, 10)
-    )
-    start_epoch = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, device, generators={"data": gen})
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch = state["epoch"] + 1
-    return Loop(optimizer, scheduler, start_epoch)
-
-
-def save_loop(checkpoint: Path | None, model: nn.Module, loop: Loop, gen: torch.Generator, epoch: int) -> None:
-    """Checkpoint what :func:`start_loop` resumes from (no-op without a checkpoint path)."""
-    if checkpoint is None:
-        return
-    state = {"model": model.state_dict(), "optimizer": loop.optimizer.state_dict()}
-    state |= {"scheduler": loop.scheduler.state_dict(), "epoch": epoch}
-    save_checkpoint(checkpoint, state, generators={"data": gen})

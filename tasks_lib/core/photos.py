@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +29,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from tasks_lib.core import engine
-from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
+from tasks_lib.core.engine import Recipe, one_cycle
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import decode_image, png_bytes
-from tasks_lib.core.task import Expectation, LogFn, Request
+from tasks_lib.core.task import Expectation, Request
 
 # Natural photographs shipped with the packages (no download). ``cat`` is ``chelsea``
 # again and the synthetic/binary images (checkerboard, horse, logo ...) are left out.
@@ -507,89 +505,34 @@ LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "log_mse": log_mse}
 MakeBatch = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 
-def fit_pairs(
+def pair_training(
     model: nn.Module,
     n_train: int,
     make_batch: MakeBatch,
     cfg: PhotoConfig,
-    log: LogFn,
-    evaluate: Callable[[], dict[str, float]] | None = None,
-    checkpoint: Path | None = None,
-) -> engine.FitResult:
+    validate: Callable[[], dict[str, float]] | None = None,
+) -> Recipe:
     """Image-to-image training: ``make_batch(indices, gen) -> (input, target)`` float NCHW on CPU.
 
-    AdamW with a one-cycle schedule, L1 or MSE loss, gradient clipping; exactly
-    ``cfg.epochs`` epochs of at most ``cfg.max_steps_per_epoch`` steps; one ``log`` per epoch;
-    a checkpoint after every epoch, resumed from when present.
+    The default optimiser with a one-cycle schedule (15 % warm-up), L1, MSE or log-MSE loss
+    (``cfg.loss``), the same random flip / rotation of input and target when ``cfg.augment``.
     """
-    gen = engine.seed_everything(cfg.seed)
-    device = engine.pick_device()
-    use_cuda = device.type == "cuda"
-    model.to(device)
-    spe = max(1, n_train // cfg.batch_size)
-    if cfg.max_steps_per_epoch:
-        spe = min(spe, cfg.max_steps_per_epoch)
-    optimizer = engine.make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, pct_start=0.15, total_steps=max(cfg.epochs * spe, 10)
-    )
     if cfg.loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got '{cfg.loss}'")
     loss_fn = LOSSES[cfg.loss]
-    start = 0
-    if checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint, device, generators={"data": gen})
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start = state["epoch"] + 1
-    steps, seen, train_seconds = 0, 0, 0.0
-    for epoch in range(start, cfg.epochs):
-        model.train()
-        t0 = time.perf_counter()
+    n_batches = max(1, n_train // cfg.batch_size)
+
+    def batches(gen: torch.Generator):
         perm = torch.randperm(n_train, generator=gen)
-        loss_sum, n = torch.zeros((), device=device), 0
-        for i in range(spe):
-            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x, y = make_batch(idx, gen)
-            if cfg.augment:
-                x, y = augment_pair(x, y, gen)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
-                out = model(x)
-            loss = loss_fn(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach()
-            n += 1
-            seen += len(x)
-        if use_cuda:
-            torch.cuda.synchronize()
-        train_seconds += time.perf_counter() - t0
-        steps += n
-        metrics = {"train_loss": float(loss_sum) / max(n, 1), "lr": scheduler.get_last_lr()[0]}
-        if evaluate is not None:
-            model.eval()
-            with torch.no_grad():
-                metrics.update({f"val_{k}": v for k, v in evaluate().items()})
-        log(metrics, epoch)
-        if checkpoint is not None:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                },
-                generators={"data": gen},
-            )
-    model.eval()
-    return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
+        for i in range(n_batches):
+            x, y = make_batch(perm[i * cfg.batch_size : (i + 1) * cfg.batch_size], gen)
+            yield augment_pair(x, y, gen) if cfg.augment else (x, y)
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x, y = batch
+        return {"loss": loss_fn(model(x).float(), y)}
+
+    return Recipe(batches, step, n_batches, schedule=one_cycle(0.15), validate=validate)
 
 
 @torch.no_grad()

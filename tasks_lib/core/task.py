@@ -1,16 +1,29 @@
-"""The task interface every task module implements.
+"""The task interface every task module implements: exactly what flows and serving call.
 
-A task owns everything specific to one deep-learning problem: where its data
-comes from, how it is laid out on disk, what must hold of it, the model, the
-training loop (or the shared engine), metrics, a non-learned baseline, review
-examples and the predict adapter used by serving. Flows and serving only ever
-talk to this interface.
+A task owns everything specific to one deep-learning problem: where its data comes from,
+how it is laid out on disk, what must hold of it, the model, how it trains (a
+:class:`~tasks_lib.core.engine.Recipe` the shared engine runs), metrics, a non-learned
+baseline, review examples and the predict adapter used by serving. Flows and serving only
+ever talk to this interface.
+
+Rules every task keeps (the contract tests check them over the whole registry):
+
+- ``info`` (``Prepared.info``, the ``info`` of what ``load`` returns, ``LoadedModel.info``)
+  is JSON-serialisable: plain dicts, lists, strings, numbers, booleans, ``None``. It is
+  written to ``info.json`` beside the data and to the bundle's ``config.json``, and
+  ``build_model(cfg, info)`` must rebuild the same architecture from it alone.
+- ``profiles`` holds ``"smoke"`` (tests: seconds on a CPU, tiny data), ``"quick"`` (the CPU
+  demo: about a minute of training, the figures in the README) and ``"full"`` (a GPU worker);
+  each is ``{"data": {...}, "train": {...}}`` of config overrides, every one valid.
+- Training goes through the engine only: a task writes :meth:`Task.training` (its batches and
+  a step returning losses) and never its own loop; :meth:`Task.fit` is not overridden. The
+  run is deterministic on CPU from ``cfg.seed`` and resumable bit-exactly from its checkpoint.
+- Nothing happens at import time: no folder created, no network, no heavy optional import.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -18,14 +31,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from torch import nn
 
+from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
+from tasks_lib.core.engine import LogFn, Recipe, TrainResult
 from tasks_lib.core.errors import InvalidInput
 
 if TYPE_CHECKING:  # pandas costs ~2 s to import, and serving never needs it
     import pandas as pd
 
-LogFn = Callable[[dict[str, float], int], None]
-"""``log(metrics, step)``: how training reports; called once per epoch, never per batch."""
+__all__ = ["LogFn", "Recipe", "TrainResult"]  # re-exported: what a task module needs to train
 
 Request = dict[str, Any]
 """What one HTTP request to ``/predict`` carries: field name -> value.
@@ -74,11 +88,11 @@ class Expectation:
 
 @dataclass
 class LoadedModel:
-    """A trained model together with everything needed to use it."""
+    """A trained model together with everything needed to use it (what serving holds)."""
 
     task: Task
     cfg: TaskConfig
-    info: dict[str, Any]  # dataset facts the model depends on (classes, input shape, ...)
+    info: dict[str, Any]  # JSON-serialisable dataset facts the model depends on (classes, input shape, ...)
     module: nn.Module
 
 
@@ -87,7 +101,7 @@ class Prepared:
     """What ``prepare`` returns: the per-sample manifest plus dataset-level facts."""
 
     manifest: pd.DataFrame
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable; written to info.json
 
 
 class Task(ABC):
@@ -103,8 +117,8 @@ class Task(ABC):
     config_cls: ClassVar[type[TaskConfig]] = TaskConfig
     data_config_cls: ClassVar[type[DataConfig]] = DataConfig
     default_source: ClassVar[str]
-    # profile -> {"data": {...}, "train": {...}}: smoke (tests, seconds),
-    # quick (CPU demo, about a minute), full (GPU worker)
+    # profile -> {"data": {...}, "train": {...}}: "smoke" (tests, seconds), "quick" (CPU demo,
+    # about a minute), "full" (GPU worker); all three present, each a valid config
     profiles: ClassVar[dict[str, dict[str, dict[str, Any]]]]
 
     # -- data ---------------------------------------------------------------
@@ -122,27 +136,58 @@ class Task(ABC):
 
     @abstractmethod
     def load(self, data_dir: Path) -> Any:
-        """Load a prepared data folder into whatever ``fit``/``evaluate`` consume."""
+        """Load a prepared data folder into what ``training``/``evaluate`` consume.
+
+        The result has an ``info`` attribute: the folder's ``info.json`` (JSON-serialisable),
+        which the flow passes to ``build_model`` and stores in the bundle.
+        """
 
     # -- model --------------------------------------------------------------
     @abstractmethod
     def build_model(self, cfg: TaskConfig, info: dict[str, Any]) -> nn.Module:
-        """A freshly initialised model for data described by ``info``."""
+        """A freshly initialised model for data described by ``info`` (the caller seeds first).
+
+        Everything the trained model needs at serving time must be in its ``state_dict``
+        (parameters and persistent buffers): the bundle stores only that, ``cfg`` and ``info``.
+        """
 
     @abstractmethod
-    def fit(self, model: nn.Module, data: Any, cfg: TaskConfig, log: LogFn) -> None:
-        """Train ``model`` in place on ``data``'s train split."""
+    def training(self, model: nn.Module, data: Any, cfg: TaskConfig) -> Recipe:
+        """How ``model`` trains on ``data``'s train split: batches, a step returning losses, validation.
+
+        Called once per ``fit``, before the engine seeds (``cfg.seed``) and moves the model to
+        its device: anything random belongs in the recipe's ``batches``/``step``, drawing from
+        the generators the engine checkpoints. May prepare the model first (load upstream
+        weights, install a judge). See :class:`~tasks_lib.core.engine.Recipe`.
+        """
+
+    def fit(
+        self,
+        model: nn.Module,
+        data: Any,
+        cfg: TaskConfig,
+        log: LogFn,
+        checkpoint: Path | None = None,
+    ) -> TrainResult:
+        """Train ``model`` in place on ``data``'s train split through the engine (tasks do not override this).
+
+        ``log(metrics, epoch)`` is called once per epoch (``train_loss``, ``lr``, ``val_*``...).
+        ``checkpoint``: written after every epoch and resumed from when it exists (the flow's
+        retried train step continues where it stopped, bit-exactly on CPU). Returns epochs,
+        optimiser steps, pure training seconds and samples/s; ``model`` ends in eval mode.
+        """
+        return engine.train(model, self.training(model, data, cfg), cfg, log, checkpoint=checkpoint)
 
     @abstractmethod
     def evaluate(self, model: nn.Module, data: Any, split: str = "test") -> dict[str, float]:
-        """Metrics on one split; must contain ``self.metric``."""
+        """Metrics on one split (floats; JSON-serialisable values only); must contain ``self.metric``."""
 
     @abstractmethod
     def baseline(self, data: Any, split: str = "test") -> dict[str, float]:
-        """The non-learned reference on the same split, with the same metric keys."""
+        """The non-learned reference on the same split, with the same metric keys (at least ``self.metric``)."""
 
     def examples(self, model: nn.Module, data: Any) -> dict[str, Any]:
-        """Review artifacts (file name -> matplotlib figure or text) for MLflow."""
+        """Review artifacts for MLflow: file name -> matplotlib figure, text, or bytes."""
         return {}
 
     # -- serving ------------------------------------------------------------

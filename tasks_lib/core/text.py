@@ -27,7 +27,8 @@ from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, has
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import confusion_matrix_figure
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
-from tasks_lib.core.task import Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.recipes import supervised
+from tasks_lib.core.task import Expectation, LoadedModel, Prepared, Recipe, Request, Task
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -332,17 +333,15 @@ class TextClassifierBase(Task):
         return Encoder(info["vocab"], info["max_len"], info["n_buckets"], info["max_tokens"])
 
     # -- training and metrics -------------------------------------------------------------
-    def fit(self, model: nn.Module, data: TextData, cfg: TaskConfig, log, checkpoint=None) -> engine.FitResult:
+    def training(self, model: nn.Module, data: TextData, cfg: TaskConfig) -> Recipe:
         loss = nn.CrossEntropyLoss(label_smoothing=getattr(cfg, "label_smoothing", 0.0))
-        return engine.fit(
+        return supervised(
             model,
             data.x["train"],
             data.y["train"],
             cfg,
-            log,
             loss,
-            evaluate=lambda: self.evaluate(model, data, "val", per_class=False),
-            checkpoint=checkpoint,
+            validate=lambda: self.evaluate(model, data, "val", per_class=False),
         )
 
     def _predict(self, model: nn.Module, x: torch.Tensor) -> np.ndarray:

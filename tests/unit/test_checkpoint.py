@@ -137,25 +137,29 @@ def test_atomic_writes_replace_whole_files_and_folders(tmp_path):
 
 
 def _dropout_loop(cfg: TaskConfig, checkpoint, stop_after: int | None = None) -> nn.Module:
-    """A custom loop on start_loop/save_loop whose dropout draws from torch's global RNG."""
-    gen = engine.seed_everything(cfg.seed)
+    """A recipe of its own batches whose dropout draws from torch's global RNG, killed after ``stop_after``."""
+    engine.seed_everything(cfg.seed)
     model = nn.Sequential(nn.Linear(4, 32), nn.Dropout(0.5), nn.Linear(32, 2))
     x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
     y = (x[:, 0] > 0).long()
-    loop = engine.start_loop(model, cfg, 4, gen, checkpoint, torch.device("cpu"))
-    for epoch in range(loop.start_epoch, cfg.epochs):
-        model.train()
+
+    def batches(gen):
         perm = torch.randperm(64, generator=gen)
         for i in range(4):
-            idx = perm[i * 16 : (i + 1) * 16]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            loop.optimizer.zero_grad()
-            loss.backward()
-            loop.optimizer.step()
-            loop.scheduler.step()
-        engine.save_loop(checkpoint, model, loop, gen, epoch)
-        if stop_after is not None and epoch == stop_after:
-            return model
+            yield x[perm[i * 16 : (i + 1) * 16]], y[perm[i * 16 : (i + 1) * 16]]
+
+    class Stop(Exception):
+        pass
+
+    def log(metrics, epoch):
+        if epoch == stop_after:
+            raise Stop
+
+    recipe = engine.Recipe(batches, lambda b: {"loss": nn.functional.cross_entropy(model(b[0]), b[1])}, 4)
+    try:
+        engine.train(model, recipe, cfg, log, checkpoint=checkpoint)
+    except Stop:
+        pass
     return model
 
 
@@ -163,7 +167,7 @@ def test_custom_loop_resumes_bit_exactly(tmp_path):
     cfg = TaskConfig(epochs=4, batch_size=16, lr=0.05)
     full = _dropout_loop(cfg, None)
     ckpt = tmp_path / "loop.pt"
-    _dropout_loop(cfg, ckpt, stop_after=1)
+    _dropout_loop(cfg, ckpt, stop_after=2)  # dies while logging epoch 2: resumes after epoch 1
     # whatever else the process drew in between must not matter
     random.random()
     np.random.rand()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from tasks_lib.core.audio import (
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.audio_enhancement.model import MaskUNet, wiener_filter
 
 SAMPLE_RATE = 8000
@@ -288,51 +287,32 @@ class AudioEnhancement(Task):
             y[j, : min(n, seg)] = torch.from_numpy(clean[i][start : start + seg])
         return x, y
 
-    def fit(self, model: nn.Module, data: EnhancementData, cfg: AudioEnhancementConfig, log, checkpoint=None):
-        gen = engine.seed_everything(cfg.seed)
-        device = engine.pick_device()
-        model.to(device)
+    def training(self, model: nn.Module, data: EnhancementData, cfg: AudioEnhancementConfig) -> Recipe:
+        """Negative SI-SDR on random crops of the noisy / clean training pairs."""
         noisy, clean = data.noisy["train"], data.clean["train"]
         seg = int(cfg.segment_seconds * data.info["sample_rate"])
         n_batches = max(1, len(noisy) // cfg.batch_size)
-        steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n_batches
-        loop = engine.start_loop(model, cfg, steps_per_epoch, gen, checkpoint, device, pct_start=0.15)
-        optimizer, scheduler = loop.optimizer, loop.scheduler
-        steps, seen, train_seconds = 0, 0, 0.0
-        for epoch in range(loop.start_epoch, cfg.epochs):
-            model.train()
-            t0 = time.perf_counter()
+
+        def batches(gen: torch.Generator):
             perm = torch.randperm(len(noisy), generator=gen).numpy()
-            loss_sum, n = 0.0, 0
-            for b in range(steps_per_epoch):
-                idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                x, y = self._crops(noisy, clean, idx, seg, gen)
-                x, y = x.to(device), y.to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    est = model(x)
-                # clips that are silent in the crop carry no signal: excluded from the loss
-                active = y.pow(2).sum(-1) > 1e-6
-                loss = -si_sdr_torch(est.float()[active], y[active]).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                loss_sum += float(loss.detach())
-                n += 1
-                seen += len(idx)
-            train_seconds += time.perf_counter() - t0
-            steps += n
-            metrics = {"train_loss": loss_sum / max(n, 1), "lr": scheduler.get_last_lr()[0]}
-            if len(data.noisy["val"]):
-                val = enhance(model, data.noisy["val"])
-                m = enhancement_metrics(data.clean["val"], data.noisy["val"], val, list(data.rows["val"].noise), False)
-                metrics["val_si_sdr_improvement"] = m["si_sdr_improvement"]
-            log(metrics, epoch)
-            engine.save_loop(checkpoint, model, loop, gen, epoch)
-        model.eval()
-        return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
+            for b in range(n_batches):
+                yield self._crops(noisy, clean, perm[b * cfg.batch_size : (b + 1) * cfg.batch_size], seg, gen)
+
+        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+            x, y = batch
+            est = model(x)
+            # clips that are silent in the crop carry no signal: excluded from the loss
+            active = y.pow(2).sum(-1) > 1e-6
+            return {"loss": -si_sdr_torch(est.float()[active], y[active]).mean()}
+
+        def validate() -> dict[str, float]:
+            if not len(data.noisy["val"]):
+                return {}
+            val = enhance(model, data.noisy["val"])
+            m = enhancement_metrics(data.clean["val"], data.noisy["val"], val, list(data.rows["val"].noise), False)
+            return {"si_sdr_improvement": m["si_sdr_improvement"]}
+
+        return Recipe(batches, step, n_batches, schedule=engine.one_cycle(0.15), validate=validate)
 
     # -- metrics ----------------------------------------------------------------------
     def evaluate(self, model: nn.Module, data: EnhancementData, split: str = "test") -> dict[str, float]:

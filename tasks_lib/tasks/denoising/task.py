@@ -12,7 +12,7 @@ from torch import nn
 
 from tasks_lib.core import photos as ph
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.denoising.model import DnCNN, estimate_sigma
 
 
@@ -166,7 +166,7 @@ class Denoising(Task):
     def build_model(self, cfg: DenoisingConfig, info: dict[str, Any]) -> nn.Module:
         return DnCNN(3, cfg.width, cfg.depth, noise_map=info["blind"])
 
-    def fit(self, model, data: ph.PhotoPairs, cfg: DenoisingConfig, log, checkpoint=None):
+    def training(self, model: nn.Module, data: ph.PhotoPairs, cfg: DenoisingConfig) -> Recipe:
         info = data.info
 
         def make_batch(idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,14 +181,8 @@ class Denoising(Task):
                 noisy = torch.cat([noisy, (sigma / 255).expand(-1, 1, *noisy.shape[2:])], 1)
             return noisy, clean
 
-        return ph.fit_pairs(
-            model,
-            len(data.train_target),
-            make_batch,
-            cfg,
-            log,
-            evaluate=lambda: self.evaluate(model, data, "val"),
-            checkpoint=checkpoint,
+        return ph.pair_training(
+            model, len(data.train_target), make_batch, cfg, lambda: self.evaluate(model, data, "val")
         )
 
     @staticmethod

@@ -18,8 +18,9 @@ from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.figures import image_grid_figure
 from tasks_lib.core.images import decode_image, image_folder_files, png_bytes, to_model_array
+from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.face_recognition.model import FaceCNN
 
 CLASSES = ["non_face", "face"]
@@ -256,43 +257,21 @@ class FaceRecognition(Task):
         x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
         return x * (0.8 + 0.4 * r[:, 3].view(-1, 1, 1, 1)) + (r[:, 4].view(-1, 1, 1, 1) - 0.5) * 0.4
 
-    def _train(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        info,
-        cfg: FaceConfig,
-        log,
-        evaluate=None,
-        checkpoint=None,
-    ) -> engine.FitResult:
+    def _recipe(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, info, cfg: FaceConfig, validate=None):
         def prepare_batch(b: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             b = self._normalise(b, info)
             return self._augment(b, gen) if cfg.augment else b
 
-        return engine.fit(
-            model,
-            x,
-            y,
-            cfg,
-            log,
-            nn.CrossEntropyLoss(),
-            prepare_batch=prepare_batch,
-            evaluate=evaluate,
-            checkpoint=checkpoint,
-        )
+        return supervised(model, x, y, cfg, nn.CrossEntropyLoss(), prepare_batch=prepare_batch, validate=validate)
 
-    def fit(self, model, data: FaceSet, cfg: FaceConfig, log, checkpoint=None) -> engine.FitResult:
-        return self._train(
+    def training(self, model: nn.Module, data: FaceSet, cfg: FaceConfig) -> Recipe:
+        return self._recipe(
             model,
             data.x["train"],
             data.y["train"],
             data.info,
             cfg,
-            log,
-            evaluate=lambda: self.evaluate(model, data, "val"),
-            checkpoint=checkpoint,
+            validate=lambda: self.evaluate(model, data, "val"),
         )
 
     def _p_face(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
@@ -337,7 +316,7 @@ class FaceRecognition(Task):
             }
             engine.seed_everything(cfg.seed)
             m = self.build_model(cfg, info)
-            self._train(m, x[tr_t], y[tr_t], info, cfg, lambda *_: None)
+            engine.train(m, self._recipe(m, x[tr_t], y[tr_t], info, cfg), cfg, lambda *_: None)
             m.cpu()
             cnn.append(binary_metrics(y[te_t].numpy(), self._p_face(m, x[te_t], info))["accuracy"])
             hog.append(

@@ -21,8 +21,9 @@ from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, hash_split, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import decode_image, png_bytes, to_model_array
+from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.face_verification.faces import render_identities
 from tasks_lib.tasks.face_verification.metrics import (
     best_threshold,
@@ -335,7 +336,7 @@ class FaceVerification(Task):
         std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
         return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
 
-    def fit(self, model: nn.Module, data: FaceArrays, cfg: FaceConfig, log, checkpoint=None) -> engine.FitResult:
+    def training(self, model: nn.Module, data: FaceArrays, cfg: FaceConfig) -> Recipe:
         info = data.info
         train_ids = data.ids["train"]
         labels = torch.from_numpy(np.searchsorted(np.unique(train_ids), train_ids)).long()  # 0..n_train_ids-1
@@ -345,20 +346,21 @@ class FaceVerification(Task):
             flip = torch.rand(len(x), generator=gen, device=x.device) < 0.5  # a mirrored face is the same person
             return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
-        result = engine.fit(
+        def pick_threshold() -> None:
+            same, score = self._similarities(model, data, "val")
+            model.threshold.fill_(best_threshold(same, score) if len(same) else 0.5)
+
+        recipe = supervised(
             model,
             data.x["train"],
             labels,
             cfg,
-            log,
             lambda emb, y: arcface_loss(emb, y, model.arc_weight, cfg.arc_scale, cfg.arc_margin),
             prepare_batch=prepare_batch,
-            evaluate=lambda: self._pair_scores(model, data, "val", threshold=None),
-            checkpoint=checkpoint,
+            validate=lambda: self._pair_scores(model, data, "val", threshold=None),
         )
-        same, score = self._similarities(model, data, "val")
-        model.threshold.fill_(best_threshold(same, score) if len(same) else 0.5)
-        return result
+        recipe.finish = pick_threshold  # the decision threshold of the trained embedding, on val pairs
+        return recipe
 
     def _embed(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
         return engine.predict_batches(model, x, batch_size=256, prepare=lambda b: self._normalise(b, info)).numpy()

@@ -9,7 +9,9 @@ is one frame, not a stack.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -63,6 +65,21 @@ class VecEnv:
         self.episode_return = np.zeros(len(seeds))
         self.finished_returns: list[float] = []
 
+    def state_dict(self) -> dict[str, Any]:
+        """All the next steps depend on, as plain Python values: each env's physics, step count
+        and RNG, the state histories and running returns (a resumed run continues the same episodes)."""
+        return {
+            "history": self.history.tolist(),
+            "episode_return": self.episode_return.tolist(),
+            "envs": [_env_state(env) for env in self.envs],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = np.asarray(state["history"], dtype=np.float64).reshape(self.history.shape)
+        self.episode_return = np.asarray(state["episode_return"], dtype=np.float64)
+        for env, s in zip(self.envs, state["envs"], strict=True):
+            _set_env_state(env, s)
+
     def obs(self) -> np.ndarray:
         if self.observation == "pixels":
             return pixel_observation(self.history)
@@ -96,6 +113,31 @@ class VecEnv:
             terminated | np.array([i in truncated_obs for i in range(len(self.envs))]),
             (truncated_obs),
         )
+
+
+def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit:
+    while not isinstance(env, gym.wrappers.TimeLimit):
+        env = env.env
+    return env
+
+
+def _env_state(env: gym.Env) -> dict[str, Any]:
+    """A CartPole env's full state: physics, termination counter, elapsed steps, RNG (as JSON: 128-bit ints)."""
+    u = env.unwrapped
+    return {
+        "state": None if u.state is None else np.asarray(u.state, dtype=np.float64).tolist(),
+        "steps_beyond_terminated": u.steps_beyond_terminated,
+        "elapsed_steps": int(_time_limit(env)._elapsed_steps),
+        "rng": json.dumps(u.np_random.bit_generator.state),
+    }
+
+
+def _set_env_state(env: gym.Env, s: dict[str, Any]) -> None:
+    u = env.unwrapped
+    u.state = None if s["state"] is None else np.asarray(s["state"], dtype=np.float64)
+    u.steps_beyond_terminated = s["steps_beyond_terminated"]
+    _time_limit(env)._elapsed_steps = s["elapsed_steps"]
+    u.np_random.bit_generator.state = json.loads(s["rng"])
 
 
 def run_episodes(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks_lib.core import engine
-from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.game_control.env import FRAME, LAGS, VecEnv, pixel_observation, run_episodes
 from tasks_lib.tasks.game_control.model import ActorCritic
 
@@ -70,6 +68,28 @@ class EnvData:
 
 def obs_shape(observation: str) -> list[int]:
     return [FRAME, FRAME, 3] if observation == "pixels" else [4]
+
+
+class PPORun:
+    """What PPO keeps beside the model and optimiser: the training envs, env steps, the best weights."""
+
+    def __init__(self, venv: VecEnv):
+        self.venv = venv
+        self.env_steps = 0
+        self.best_value = -np.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "venv": self.venv.state_dict(),
+            "env_steps": self.env_steps,
+            "best_value": self.best_value,
+            "best_state": self.best_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.venv.load_state_dict(state["venv"])
+        self.env_steps, self.best_value, self.best_state = state["env_steps"], state["best_value"], state["best_state"]
 
 
 @register
@@ -203,115 +223,68 @@ class GameControl(Task):
     def build_model(self, cfg: GameControlConfig, info: dict[str, Any]) -> nn.Module:
         return ActorCritic(info["observation"], info["n_actions"], cfg.hidden, cfg.epochs)
 
-    def fit(self, model: ActorCritic, data: EnvData, cfg: GameControlConfig, log, checkpoint=None):
-        """PPO (clipped objective, GAE, value bootstrap on time-limit truncation), own loop."""
-        threads = torch.get_num_threads()
-        if data.info["observation"] == "state":
-            torch.set_num_threads(1)  # a 64-unit MLP per env step: thread hand-offs cost more than they save
-        try:
-            return self._fit(model, data, cfg, log, checkpoint)
-        finally:
-            torch.set_num_threads(threads)
+    def training(self, model: ActorCritic, data: EnvData, cfg: GameControlConfig) -> Recipe:
+        """PPO (clipped objective, GAE, value bootstrap on time-limit truncation).
 
-    def _fit(self, model: ActorCritic, data: EnvData, cfg: GameControlConfig, log, checkpoint=None):
+        ``batches`` collects a rollout of ``n_steps`` per training env, then yields its
+        ``ppo_epochs`` shuffled passes of minibatches; the engine runs one update per minibatch.
+        The envs (physics, step counts, RNGs) are checkpointed with the best weights so far.
+        """
         info = data.info
-        engine.seed_everything(cfg.seed)
         device = engine.pick_device()
-        model.to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-5)
-        n_envs = len(data.seeds["train"])
-        rollout = n_envs * cfg.n_steps
+        rollout = len(data.seeds["train"]) * cfg.n_steps
         mb = min(cfg.batch_size, rollout)
-        per_rollout = cfg.ppo_epochs * (rollout // mb)
-        per_epoch = cfg.rollouts_per_epoch * per_rollout
-        if cfg.max_steps_per_epoch:
-            per_epoch = min(per_epoch, cfg.max_steps_per_epoch)
-        total = max(cfg.epochs * per_epoch, 1)
-        perm_gen = torch.Generator().manual_seed(cfg.seed)
-        env_seeds = [s + 7919 * cfg.seed for s in data.seeds["train"]]
-        venv = VecEnv(info["env_id"], env_seeds, info["observation"])
-        obs = venv.obs()
-        best = (-np.inf, None)
-        start_epoch, steps_done, env_steps, train_seconds = 0, 0, 0, 0.0
-        if checkpoint is not None and Path(checkpoint).exists():  # resume: weights, schedule and RNGs, fresh envs
-            state = load_checkpoint(checkpoint, device, generators={"minibatch": perm_gen})
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start_epoch, steps_done, env_steps = state["epoch"] + 1, state["steps"], state["env_steps"]
-            best = (state["best_value"], state["best_state"])
-        steps = 0
-        for epoch in range(start_epoch, cfg.epochs):
-            t0 = time.perf_counter()
-            model.train()
-            epoch_steps, sums, n_sums = 0, np.zeros(4), 0
+        venv = VecEnv(info["env_id"], [s + 7919 * cfg.seed for s in data.seeds["train"]], info["observation"])
+        run = PPORun(venv)
+
+        def batches(gen: torch.Generator):
             venv.finished_returns = []
-            while epoch_steps < per_epoch:
-                batch = self._collect(model, venv, obs, cfg, device)
-                obs = batch.pop("next_obs")
-                env_steps += rollout
+            while True:
+                batch = self._collect(model, venv, venv.obs(), cfg, device)
+                del batch["next_obs"]
+                run.env_steps += rollout
+                new = rollout
                 for _ in range(cfg.ppo_epochs):
-                    order = torch.randperm(rollout, generator=perm_gen)
+                    order = torch.randperm(rollout, generator=gen)
                     for start in range(0, rollout - mb + 1, mb):
-                        if epoch_steps >= per_epoch:
-                            break
                         idx = order[start : start + mb]
-                        frac = 1.0 - steps_done / total
-                        for group in optimizer.param_groups:
-                            group["lr"] = cfg.lr * max(frac, 0.0)
-                        losses = self._ppo_loss(model, {k: v[idx] for k, v in batch.items()}, cfg)
-                        optimizer.zero_grad(set_to_none=True)
-                        losses[0].backward()
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                        optimizer.step()
-                        sums += np.array([float(x.detach()) for x in losses])
-                        n_sums += 1
-                        epoch_steps += 1
-                        steps_done += 1
-            steps += epoch_steps
-            train_seconds += time.perf_counter() - t0
-            model.eval()
-            val = self._returns(model, info, data.seeds["val"])
+                        yield {k: v[idx] for k, v in batch.items()} | {"new_env_steps": new}
+                        new = 0
+
+        def step(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            loss, pg, vf, ent = self._ppo_loss(model, b, cfg)
+            return {"loss": loss, "policy_loss": pg, "value_loss": vf, "entropy": ent}
+
+        def end_epoch(epoch: int, metrics: dict[str, float]) -> None:
             finished = venv.finished_returns
             train_return = float(np.mean(finished)) if finished else float(np.mean(venv.episode_return))
-            loss, pg, vf, ent = sums / max(n_sums, 1)
-            metrics = {
-                "train_loss": float(loss),
-                "policy_loss": float(pg),
-                "value_loss": float(vf),
-                "entropy": float(ent),
-                "train_return": train_return,
-                "val_mean_return": float(val.mean()),
-                "env_steps": float(env_steps),
-            }
-            log(metrics, epoch)
+            val = metrics["val_mean_return"]
+            metrics |= {"train_return": train_return, "env_steps": float(run.env_steps)}
             if epoch < len(model.history):
-                model.history[epoch] = torch.tensor([train_return, float(val.mean()), float(loss), float(env_steps)])
-            if val.mean() >= best[0]:
-                best = (float(val.mean()), {k: v.detach().clone() for k, v in model.state_dict().items()})
-            if checkpoint is not None:
-                save_checkpoint(
-                    checkpoint,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "epoch": epoch,
-                        "steps": steps_done,
-                        "env_steps": env_steps,
-                        "best_value": best[0],
-                        "best_state": best[1],
-                    },
-                    generators={"minibatch": perm_gen},
-                )
-        if cfg.keep_best and best[1] is not None:
-            history = model.history.clone()
-            model.load_state_dict(best[1])
-            model.history.copy_(history)  # the curve of the whole run, not of the best epoch
-        model.eval()
-        return engine.FitResult(
-            epochs=cfg.epochs,
-            steps=steps,
-            train_seconds=train_seconds,
-            samples_per_s=env_steps / train_seconds if train_seconds > 0 else 0.0,
+                model.history[epoch] = torch.tensor([train_return, val, metrics["train_loss"], float(run.env_steps)])
+            if val >= run.best_value:
+                run.best_value = val
+                run.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+        def keep_best() -> None:
+            if cfg.keep_best and run.best_state is not None:
+                history = model.history.clone()
+                model.load_state_dict(run.best_state)
+                model.history.copy_(history)  # the curve of the whole run, not of the best epoch
+
+        return Recipe(
+            batches,
+            step,
+            cfg.rollouts_per_epoch * cfg.ppo_epochs * (rollout // mb),
+            optimizers=lambda m: torch.optim.Adam(m.parameters(), lr=cfg.lr, eps=1e-5),
+            schedule=engine.lambda_schedule(lambda s, total: max(1.0 - s / total, 0.0)),  # linear to 0
+            validate=lambda: {"mean_return": float(self._returns(model, info, data.seeds["val"]).mean())},
+            end_epoch=end_epoch,
+            finish=keep_best,
+            state=run,
+            samples=lambda b: b["new_env_steps"],  # throughput in environment steps
+            # a 64-unit MLP per env step: thread hand-offs cost more than they save
+            num_threads=1 if info["observation"] == "state" else 0,
         )
 
     @torch.no_grad()

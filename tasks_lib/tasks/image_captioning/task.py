@@ -16,7 +16,6 @@ BLEU-1 precision, CIDEr-D and exact match, beside a nearest-neighbour retrieval 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text import build_vocab
 from tasks_lib.tasks.image_captioning import scenes
 from tasks_lib.tasks.image_captioning.metrics import caption_metrics, caption_tokens
@@ -356,54 +354,37 @@ class ImageCaptioning(Task):
             length_penalty=cfg.length_penalty,
         )
 
-    def fit(self, model: nn.Module, data: CaptionSet, cfg: CaptionConfig, log, checkpoint=None) -> engine.FitResult:
-        gen = engine.seed_everything(cfg.seed)
-        device = engine.pick_device()
-        model.to(device)
+    def training(self, model: nn.Module, data: CaptionSet, cfg: CaptionConfig) -> Recipe:
         vocab, max_len = Vocab(data.info["vocab"]), int(data.info["max_len"])
         x = torch.from_numpy(data.x["train"])
         refs = data.captions["train"]
         # every reference encoded once; each epoch draws one reference per image
         encoded = [torch.from_numpy(np.stack([vocab.encode(c, max_len) for c in r])) for r in refs]
         n = len(x)
-        steps_per_epoch = max(1, n // cfg.batch_size) if n > cfg.batch_size else 1
-        if cfg.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-        loop = engine.start_loop(model, cfg, steps_per_epoch, gen, checkpoint, device)
+        n_batches = max(1, n // cfg.batch_size) if n > cfg.batch_size else 1
         loss_fn = nn.CrossEntropyLoss(ignore_index=PAD_ID, label_smoothing=cfg.label_smoothing)
-        steps, seen, train_seconds = 0, 0, 0.0
-        for epoch in range(loop.start_epoch, cfg.epochs):
-            model.train()
+
+        def batches(gen: torch.Generator):
             perm = torch.randperm(n, generator=gen)
             pick = torch.randint(0, 1 << 30, (n,), generator=gen)
-            loss_sum, t0 = 0.0, time.perf_counter()
-            for i in range(steps_per_epoch):
+            for i in range(n_batches):
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                tokens = torch.stack([encoded[j][pick[j] % len(encoded[j])] for j in idx.tolist()]).to(device)
-                images = x[idx].to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    logits = model(images, tokens[:, :-1])
-                    loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
-                loop.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                loop.optimizer.step()
-                loop.scheduler.step()
-                loss_sum += float(loss.detach())
-                steps += 1
-                seen += len(idx)
-            train_seconds += time.perf_counter() - t0
-            metrics = {"train_loss": loss_sum / steps_per_epoch, "lr": loop.scheduler.get_last_lr()[0]}
+                tokens = torch.stack([encoded[j][pick[j] % len(encoded[j])] for j in idx.tolist()])
+                yield x[idx], tokens
+
+        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+            images, tokens = batch
+            logits = model(images, tokens[:, :-1])
+            return {"loss": loss_fn(logits.float().reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))}
+
+        def validate() -> dict[str, float]:
             k = min(cfg.val_images, len(data.x["val"]))
-            if k:
-                hyps = self.captions(model, data.x["val"][:k], beam_size=1)
-                val = caption_metrics(hyps, data.captions["val"][:k])
-                metrics.update({f"val_{m}": val[m] for m in ("bleu4", "cider", "exact_match")})
-            log(metrics, epoch)
-            engine.save_loop(checkpoint, model, loop, gen, epoch)
-        model.eval()
-        return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
+            if not k:
+                return {}
+            val = caption_metrics(self.captions(model, data.x["val"][:k], beam_size=1), data.captions["val"][:k])
+            return {m: val[m] for m in ("bleu4", "cider", "exact_match")}
+
+        return Recipe(batches, step, n_batches, validate=validate)
 
     @torch.no_grad()
     def _generate_ids(

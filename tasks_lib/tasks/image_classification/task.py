@@ -21,8 +21,9 @@ from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, has
 from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
+from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.image_classification.readers import (
     CIFAR_DIR,
     CIFAR_URL,
@@ -250,9 +251,7 @@ class ImageClassification(Task):
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
         return x
 
-    def fit(
-        self, model: nn.Module, data: ImageData, cfg: ImageClassificationConfig, log, checkpoint=None
-    ) -> engine.FitResult:
+    def training(self, model: nn.Module, data: ImageData, cfg: ImageClassificationConfig) -> Recipe:
         info = data.info
 
         def prepare_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -260,16 +259,14 @@ class ImageClassification(Task):
             return self._augment(x, gen, info["hflip"]) if cfg.augment else x
 
         loss = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        return engine.fit(
+        return supervised(
             model,
             data.x["train"],
             data.y["train"],
             cfg,
-            log,
             loss,
             prepare_batch=prepare_batch,
-            evaluate=lambda: self.evaluate(model, data, "val", per_class=False),
-            checkpoint=checkpoint,
+            validate=lambda: self.evaluate(model, data, "val", per_class=False),
         )
 
     def _predict_labels(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:

@@ -12,7 +12,7 @@ from torch import nn
 
 from tasks_lib.core import photos as ph
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.image_enhancement.model import ContextUNet
 from tasks_lib.tasks.image_enhancement.readers import read_pair_folder
 
@@ -139,18 +139,12 @@ class ImageEnhancement(Task):
     def build_model(self, cfg: EnhancementConfig, info: dict[str, Any]) -> nn.Module:
         return ContextUNet(cfg.width)
 
-    def fit(self, model, data: ph.PhotoPairs, cfg: EnhancementConfig, log, checkpoint=None):
+    def training(self, model: nn.Module, data: ph.PhotoPairs, cfg: EnhancementConfig) -> Recipe:
         def make_batch(idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
             return ph.to_float(data.train_input[idx]), ph.to_float(data.train_target[idx])
 
-        return ph.fit_pairs(
-            model,
-            len(data.train_target),
-            make_batch,
-            cfg,
-            log,
-            evaluate=lambda: self.evaluate(model, data, "val"),
-            checkpoint=checkpoint,
+        return ph.pair_training(
+            model, len(data.train_target), make_batch, cfg, lambda: self.evaluate(model, data, "val")
         )
 
     @staticmethod

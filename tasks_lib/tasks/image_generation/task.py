@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,13 @@ from torch import nn
 
 from tasks_lib.core import engine, refs
 from tasks_lib.core.backbones import ResidualCNN
-from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import png_bytes
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.image_generation.model import DCGAN, JUDGE_SIZE, frechet_distance
 
 MAX_N = 64
@@ -223,90 +221,60 @@ class ImageGeneration(Task):
         model.judge_std.fill_(0.5)
         return "fallback"
 
-    def fit(self, model: DCGAN, data: GenData, cfg: ImageGenerationConfig, log, checkpoint=None):
-        """Non-saturating GAN loss, Adam(0.5, 0.999); one step = one D and one G update."""
+    def training(self, model: DCGAN, data: GenData, cfg: ImageGenerationConfig) -> Recipe:
+        """Non-saturating GAN loss, Adam(0.5, 0.999); one step = one D and then one G update."""
         self._install_judge(model, data, cfg)
-        gen = engine.seed_everything(cfg.seed)
         device = engine.pick_device()
-        model.to(device)
         G, D = model.generator, model.discriminator
-        opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-        opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         x_all = data.x["train"].permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
         y_all = data.y["train"].to(device)
         n = len(x_all)
         bs = min(cfg.batch_size, n)
-        steps_per_epoch = max(n // bs, 1)
-        if cfg.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
         snap_at = sorted(set(np.linspace(0, cfg.epochs - 1, cfg.n_snapshots).round().astype(int).tolist()))
         fixed_labels = torch.arange(model.n_classes)
-        start_epoch = 0
-        if checkpoint is not None and Path(checkpoint).exists():
-            state = load_checkpoint(checkpoint, device, generators={"data": gen})  # + torch's global RNG
-            model.load_state_dict(state["model"])
-            opt_g.load_state_dict(state["opt_g"])
-            opt_d.load_state_dict(state["opt_d"])
-            start_epoch = state["epoch"] + 1
-        steps, train_seconds = 0, 0.0
-        for epoch in range(start_epoch, cfg.epochs):
-            G.train()
-            D.train()
-            t0 = time.perf_counter()
+
+        def batches(gen: torch.Generator):
             order = torch.randperm(n, generator=gen)
-            d_sum = g_sum = torch.zeros((), device=device)
-            real_acc = torch.zeros((), device=device)
-            for i in range(steps_per_epoch):
+            for i in range(max(n // bs, 1)):
                 idx = order[i * bs : (i + 1) * bs].to(device)
-                real, y = x_all[idx], y_all[idx]
-                z = torch.randn(len(idx), cfg.z_dim, generator=gen).to(device)
-                fake = G(z, y)
-                d_real, d_fake = D(real, y), D(fake.detach(), y)
-                d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-                g_loss = F.softplus(-D(fake, y)).mean()
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-                d_sum = d_sum + d_loss.detach()
-                g_sum = g_sum + g_loss.detach()
-                real_acc = real_acc + (d_real.detach() > 0).float().mean()
-                steps += 1
-            train_seconds += time.perf_counter() - t0
-            k = max(steps_per_epoch, 1)
-            metrics = {
-                "train_loss": float(d_sum + g_sum) / k,
-                "d_loss": float(d_sum) / k,
-                "g_loss": float(g_sum) / k,
-                "d_real_accuracy": float(real_acc) / k,
+                yield x_all[idx], y_all[idx], torch.randn(len(idx), cfg.z_dim, generator=gen)
+
+        def step(batch, stepper: engine.Stepper) -> dict[str, torch.Tensor]:
+            real, y, z = batch
+            fake = G(z, y)
+            d_real, d_fake = D(real, y), D(fake.detach(), y)
+            d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            stepper.update(d_loss, "d")
+            g_loss = F.softplus(-D(fake, y)).mean()  # through the just-updated discriminator
+            stepper.update(g_loss, "g")
+            return {
+                "loss": (d_loss + g_loss).detach(),
+                "d_loss": d_loss,
+                "g_loss": g_loss,
+                "d_real_accuracy": (d_real.detach() > 0).float().mean(),
             }
-            metrics.update({f"val_{key}": v for key, v in self._fd(model, data, "val").items()})
-            log(metrics, epoch)
+
+        def snapshot(epoch: int, metrics: dict[str, float]) -> None:
+            """Fixed-noise samples at ``n_snapshots`` epochs: the review artifacts' training strip."""
             if epoch in snap_at:
                 slot = snap_at.index(epoch)
                 model.snapshots[slot] = model.sample(
                     len(fixed_labels), fixed_labels, torch.Generator().manual_seed(1234)
                 )[..., 0].to(model.snapshots.device)
                 model.snapshot_epochs[slot] = epoch
-            if checkpoint is not None:
-                save_checkpoint(
-                    checkpoint,
-                    {
-                        "model": model.state_dict(),
-                        "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(),
-                        "epoch": epoch,
-                    },
-                    generators={"data": gen},
-                )
-        model.eval()
-        return engine.FitResult(
-            epochs=cfg.epochs,
-            steps=steps,
-            train_seconds=train_seconds,
-            samples_per_s=steps * bs / train_seconds if train_seconds > 0 else 0.0,
+
+        return Recipe(
+            batches,
+            step,
+            max(n // bs, 1),
+            optimizers=lambda m: {
+                "d": torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.5, 0.999)),
+                "g": torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.5, 0.999)),
+            },
+            schedule=None,
+            validate=lambda: self._fd(model, data, "val"),
+            end_epoch=snapshot,
+            manual=True,
         )
 
     # -- metrics ----------------------------------------------------------------
@@ -494,18 +462,23 @@ def grid(images: np.ndarray, cols: int, pad: int = 2) -> np.ndarray:
 
 def fallback_judge(data: GenData, width: int, blocks: int, steps: int, seed: int) -> ResidualCNN:
     """A ResidualCNN classifier trained on the training split at 8x8 (when no registry judge is given)."""
-    gen = engine.seed_everything(seed + 17)
+    engine.seed_everything(seed + 17)  # the judge's initial weights
     net = ResidualCNN(data.info["image_shape"][2], len(data.info["classes"]), JUDGE_SIZE, width, blocks, 0.0)
     x = F.avg_pool2d(data.x["train"].permute(0, 3, 1, 2).float() / 255, 32 // JUDGE_SIZE)
     x = (x - 0.5) / 0.5
     y = data.y["train"]
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
-    net.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (64,), generator=gen)
-        loss = F.cross_entropy(net(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    net.eval()
+
+    def batches(gen: torch.Generator):
+        while True:
+            idx = torch.randint(0, len(x), (64,), generator=gen)
+            yield x[idx], y[idx]
+
+    recipe = Recipe(
+        batches,
+        lambda b: {"loss": F.cross_entropy(net(b[0]), b[1])},
+        steps,
+        optimizers=lambda m: torch.optim.AdamW(m.parameters(), lr=3e-3),
+        schedule=None,
+    )
+    engine.train(net, recipe, TaskConfig(epochs=1, batch_size=64, grad_clip=0.0, seed=seed + 17), lambda m, s: None)
     return net.requires_grad_(False)

@@ -22,6 +22,7 @@ from tasks_lib.core import engine
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
+from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
 from tasks_lib.core.scenes import (
     IGNORE_INDEX,
@@ -31,7 +32,7 @@ from tasks_lib.core.scenes import (
     pixel_confusion,
     segmentation_scores,
 )
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.image_segmentation.model import UNet
 from tasks_lib.tasks.image_segmentation.readers import VOC_CLASSES, read_voc, voc_palette
 
@@ -248,19 +249,17 @@ class SceneSegmentation(Task):
         std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
         return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
 
-    def fit(self, model: nn.Module, data: SceneArrays, cfg: SegmentationConfig, log, checkpoint=None):
+    def training(self, model: nn.Module, data: SceneArrays, cfg: SegmentationConfig) -> Recipe:
         info = data.info
         ce = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
-        return engine.fit(
+        return supervised(
             model,
             data.x["train"],
             data.y["train"].long(),
             cfg,
-            log,
             lambda logits, y: ce(logits.float(), y),
             prepare_batch=lambda x, gen: self._normalise(x, info),
-            evaluate=lambda: self.evaluate(model, data, "val", per_class=False),
-            checkpoint=checkpoint,
+            validate=lambda: self.evaluate(model, data, "val", per_class=False),
         )
 
     def _predict_masks(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:

@@ -9,7 +9,6 @@ square, so requests batch; boxes are scaled back to each request's own image siz
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,13 @@ import torch
 from torch import nn
 
 from tasks_lib.core import engine, synthetic
-from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.object_detection.baseline import BlobDetector
 from tasks_lib.tasks.object_detection.coco import read_coco
 
@@ -319,76 +317,34 @@ class ObjectDetection(Task):
             raise ValueError(f"no tensor in {path} fits this detector (names/shapes differ)")
         model.load_state_dict(usable, strict=False)
 
-    def fit(self, model: nn.Module, data: DetectionSet, cfg: DetectionConfig, log, checkpoint=None) -> engine.FitResult:
-        gen = engine.seed_everything(cfg.seed)
-        device = engine.pick_device()
+    def training(self, model: nn.Module, data: DetectionSet, cfg: DetectionConfig) -> Recipe:
         if cfg.weights:
             self._load_weights(model, cfg.weights)
-        model.to(device)
+        device = engine.pick_device()
         x, boxes, labels = data.x["train"], data.boxes["train"], data.labels["train"]
         n = len(x)
-        steps_per_epoch = max(1, n // cfg.batch_size) if n > cfg.batch_size else 1
-        if cfg.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-        optimizer = engine.make_optimizer(model, cfg)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, pct_start=0.2, total_steps=max(cfg.epochs * steps_per_epoch, 10)
-        )
-        start_epoch = 0
-        if checkpoint is not None and Path(checkpoint).exists():
-            state = load_checkpoint(checkpoint, device, generators={"data": gen})
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            start_epoch = state["epoch"] + 1
-        steps, seen, train_seconds = 0, 0, 0.0
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
+
+        def batches(gen: torch.Generator):
             perm = torch.randperm(n, generator=gen).numpy()
-            sums: dict[str, float] = {}
-            t0 = time.perf_counter()
-            for i in range(steps_per_epoch):
+            for i in range(n_batches):
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                images = to_tensors(x[idx], device)
                 targets = [
-                    {
-                        "boxes": torch.from_numpy(boxes[j]).to(device),
-                        "labels": torch.from_numpy(labels[j] + 1).to(device),
-                    }
-                    for j in idx
+                    {"boxes": torch.from_numpy(boxes[j]), "labels": torch.from_numpy(labels[j] + 1)} for j in idx
                 ]
-                losses = model(images, targets)
-                loss = sum(losses.values())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-                sums["train_loss"] = sums.get("train_loss", 0.0) + float(loss.detach())
-                steps += 1
-                seen += len(idx)
-            train_seconds += time.perf_counter() - t0
-            metrics = {k: v / steps_per_epoch for k, v in sums.items()}
-            metrics["lr"] = scheduler.get_last_lr()[0]
-            val = self.evaluate(model, data, "val", per_class=False)
-            metrics.update({f"val_{k}": v for k, v in val.items()})
-            log(metrics, epoch)
-            if checkpoint is not None:
-                save_checkpoint(
-                    checkpoint,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "epoch": epoch,
-                    },
-                    generators={"data": gen},
-                )
-        model.eval()
-        return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
+                yield to_tensors(x[idx], device), targets
+
+        def step(batch) -> dict[str, torch.Tensor]:
+            losses = model(*batch)  # the torchvision detector's own loss terms
+            return {"loss": sum(losses.values()), **losses}
+
+        n_batches = max(1, n // cfg.batch_size) if n > cfg.batch_size else 1
+        return Recipe(
+            batches,
+            step,
+            n_batches,
+            schedule=engine.one_cycle(0.2),
+            validate=lambda: self.evaluate(model, data, "val", per_class=False),
+        )
 
     def evaluate(self, model: nn.Module, data: DetectionSet, split: str = "test", per_class: bool = True) -> dict:
         preds = detect(model, data.x[split])

@@ -16,7 +16,6 @@ Baseline: greedy IoU linking of the same detections (``evaluate`` leaves them on
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.registry import register
 from tasks_lib.core.synthetic import KINDS
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.object_tracking.metrics import mot_metrics
 from tasks_lib.tasks.object_tracking.mot import Sequence, find_sequences, read_sequence, write_sequence
 from tasks_lib.tasks.object_tracking.sequences import generate_sequence
@@ -386,14 +385,10 @@ class ObjectTracking(Task):
             )
         model.detector.load_state_dict(usable, strict=False)
 
-    def fit(
-        self, model: TrackingModel, data: TrackingSet, cfg: TrackingConfig, log, checkpoint=None
-    ) -> engine.FitResult:
-        gen = engine.seed_everything(cfg.seed)
-        device = engine.pick_device()
+    def training(self, model: TrackingModel, data: TrackingSet, cfg: TrackingConfig) -> Recipe:
         if cfg.detector:
             self.load_detector(model, cfg.detector)
-        model.to(device)
+        device = engine.pick_device()
         x = np.concatenate([q.frames for q in data.seqs["train"]])
         targets = []
         for q in data.seqs["train"]:
@@ -404,46 +399,28 @@ class ObjectTracking(Task):
                     (r[:, 2:6].astype(np.float32), r[:, 7].astype(np.int64))
                 )  # MOT class = torchvision label
         n = len(x)
-        steps_per_epoch = max(1, n // cfg.batch_size)
-        if cfg.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-        loop = engine.start_loop(model, cfg, steps_per_epoch, gen, checkpoint, device, pct_start=0.2)
-        steps, seen, train_seconds = 0, 0, 0.0
-        for epoch in range(loop.start_epoch, cfg.epochs):
-            model.train()
+        n_batches = max(1, n // cfg.batch_size)
+
+        def batches(gen: torch.Generator):
             perm = torch.randperm(n, generator=gen).numpy()
-            sums: dict[str, float] = {}
-            t0 = time.perf_counter()
-            for i in range(steps_per_epoch):
+            for i in range(n_batches):
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                images = to_tensors(x[idx], device)
                 tg = [
-                    {
-                        "boxes": torch.from_numpy(targets[j][0]).to(device),
-                        "labels": torch.from_numpy(targets[j][1]).to(device),
-                    }
-                    for j in idx
+                    {"boxes": torch.from_numpy(targets[j][0]), "labels": torch.from_numpy(targets[j][1])} for j in idx
                 ]
-                losses = model.detector(images, tg)
-                loss = sum(losses.values())
-                loop.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                loop.optimizer.step()
-                loop.scheduler.step()
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-                sums["train_loss"] = sums.get("train_loss", 0.0) + float(loss.detach())
-                steps += 1
-                seen += len(idx)
-            train_seconds += time.perf_counter() - t0
-            metrics = {k: v / steps_per_epoch for k, v in sums.items()} | {"lr": loop.scheduler.get_last_lr()[0]}
-            metrics |= {f"val_{k}": v for k, v in self.evaluate(model, data, "val").items()}
-            log(metrics, epoch)
-            engine.save_loop(checkpoint, model, loop, gen, epoch)
-        model.eval()
-        return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
+                yield to_tensors(x[idx], device), tg
+
+        def step(batch) -> dict[str, torch.Tensor]:
+            losses = model.detector(*batch)
+            return {"loss": sum(losses.values()), **losses}
+
+        return Recipe(
+            batches,
+            step,
+            n_batches,
+            schedule=engine.one_cycle(0.2),
+            validate=lambda: self.evaluate(model, data, "val"),
+        )
 
     # -- evaluation -------------------------------------------------------------
     def detect(self, model: TrackingModel, frames: np.ndarray) -> list[tuple]:

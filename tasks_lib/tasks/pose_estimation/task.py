@@ -24,9 +24,10 @@ from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import image_from_request, png_bytes
+from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
 from tasks_lib.core.render import BONES, JOINTS, pose_sample
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.pose_estimation.model import HeatmapNet
 from tasks_lib.tasks.pose_estimation.readers import read_coco_keypoints
 
@@ -280,22 +281,20 @@ class PoseEstimation(Task):
         std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
         return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
 
-    def fit(self, model: nn.Module, data: PoseSet, cfg: PoseConfig, log, checkpoint=None) -> engine.FitResult:
+    def training(self, model: nn.Module, data: PoseSet, cfg: PoseConfig) -> Recipe:
         def loss(hm: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
             target = heatmap_targets(kp, hm.shape[-2:], HeatmapNet.stride, cfg.sigma)
             w = kp[..., 2][..., None, None]
             return (((hm.float() - target) ** 2) * w).mean() * 100  # x100: keeps the loss near 1
 
-        return engine.fit(
+        return supervised(
             model,
             data.x["train"],
             data.kp["train"],
             cfg,
-            log,
             loss,
             prepare_batch=lambda b, g: self._normalise(b, data.info),
-            evaluate=lambda: self.evaluate(model, data, "val"),
-            checkpoint=checkpoint,
+            validate=lambda: self.evaluate(model, data, "val"),
         )
 
     def _predict(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

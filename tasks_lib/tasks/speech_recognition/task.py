@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
 from tasks_lib.core.registry import register
 from tasks_lib.core.speech_corpus import VOCAB, draw_texts, synth_jobs
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text_metrics import error_rates
 from tasks_lib.tasks.speech_recognition.model import CTCSpeechModel, beam_decode, greedy_decode, snap_to_lexicon
 
@@ -296,9 +295,9 @@ class SpeechRecognition(Task):
     def _spec_augment(feats: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Two frequency masks (up to 8 bands) and two time masks (up to 8 % of frames) per clip."""
         b, m, t = feats.shape
-        r = torch.rand(b, 8, generator=gen)
-        f_idx, t_idx = torch.arange(m)[None, :], torch.arange(t)[None, :]
-        keep = torch.ones(b, m, t, dtype=torch.bool)
+        r = torch.rand(b, 8, generator=gen).to(feats.device)  # masks built where the features are: no sync
+        f_idx, t_idx = torch.arange(m, device=feats.device)[None, :], torch.arange(t, device=feats.device)[None, :]
+        keep = torch.ones(b, m, t, dtype=torch.bool, device=feats.device)
         for k in range(2):
             w = (r[:, 2 * k] * 8).long()[:, None]
             f0 = (r[:, 2 * k + 1] * (m - 8)).long()[:, None]
@@ -308,26 +307,18 @@ class SpeechRecognition(Task):
             keep &= ~((t_idx >= t0) & (t_idx < t0 + tw))[:, None, :]
         return feats * keep
 
-    def fit(self, model: nn.Module, data: SpeechData, cfg: SpeechRecognitionConfig, log, checkpoint=None):
-        gen = engine.seed_everything(cfg.seed)
+    def training(self, model: nn.Module, data: SpeechData, cfg: SpeechRecognitionConfig) -> Recipe:
+        """CTC on batches of similar-length clips; gain, speed and SpecAugment perturbations."""
         device = engine.pick_device()
-        model.to(device)
         rows = data.rows["train"]
         order = np.concatenate([np.flatnonzero((rows.source == "fsdd").to_numpy())] * (cfg.fsdd_repeats - 1)
                                + [np.arange(len(rows))]).astype(int)  # fmt: skip
         clips = [data.clips["train"][i] for i in order]
         targets = [torch.tensor(encode_text(rows.text[i])) for i in order]
         lengths = np.array([len(c) for c in clips])
-        n_batches = int(np.ceil(len(clips) / cfg.batch_size))
-        steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n_batches
-        loop = engine.start_loop(model, cfg, steps_per_epoch, gen, checkpoint, device, pct_start=0.15)
-        optimizer, scheduler = loop.optimizer, loop.scheduler
-        steps, seen, train_seconds = 0, 0, 0.0
-        for epoch in range(loop.start_epoch, cfg.epochs):
-            model.train()
-            t0 = time.perf_counter()
-            loss_sum, n = 0.0, 0
-            for idx in self._batches(lengths, cfg.batch_size, gen)[:steps_per_epoch]:
+
+        def batches(gen: torch.Generator):
+            for idx in self._batches(lengths, cfg.batch_size, gen):
                 wav, lens = collate_audio([clips[i] for i in idx])
                 gain = 10 ** ((torch.rand(len(idx), 1, generator=gen) - 0.5) * 0.6)  # +-3 dB
                 wav = wav * gain
@@ -336,36 +327,28 @@ class SpeechRecognition(Task):
                     wav = F.interpolate(wav[:, None], scale_factor=1 / rate, mode="linear")[:, 0]
                     lens = (lens / rate).long().clamp_max(wav.shape[1])
                 wav, lens = wav.to(device), lens.to(device)
-                feats = model.features(wav, lens)
+                with torch.no_grad():  # log-mel features: no weights to learn
+                    feats = model.features(wav, lens)
                 if cfg.spec_augment:
-                    feats = self._spec_augment(feats.cpu(), gen).to(device)
-                lp = model(wav, lens, feats=feats)
+                    feats = self._spec_augment(feats, gen)
                 tgt = [targets[i] for i in idx]
-                loss = F.ctc_loss(
-                    lp.transpose(0, 1),
-                    torch.cat(tgt).to(device),
-                    model.output_lengths(lens),
-                    torch.tensor([len(t) for t in tgt], device=device),
-                    blank=0,
-                    zero_infinity=True,
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                loss_sum += float(loss.detach())
-                n += 1
-                seen += len(idx)
-            train_seconds += time.perf_counter() - t0
-            steps += n
-            metrics = {"train_loss": loss_sum / max(n, 1), "lr": scheduler.get_last_lr()[0]}
-            metrics.update({f"val_{k}": v for k, v in self._rates(model, data, "val").items()})
-            log(metrics, epoch)
-            engine.save_loop(checkpoint, model, loop, gen, epoch)
-        model.eval()
-        return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
+                yield wav, lens, feats, torch.cat(tgt), torch.tensor([len(t) for t in tgt])
+
+        def step(batch) -> dict[str, torch.Tensor]:
+            wav, lens, feats, tgt, tgt_lens = batch
+            lp = model(wav, lens, feats=feats)
+            loss = F.ctc_loss(
+                lp.transpose(0, 1), tgt, model.output_lengths(lens), tgt_lens, blank=0, zero_infinity=True
+            )
+            return {"loss": loss}
+
+        return Recipe(
+            batches,
+            step,
+            int(np.ceil(len(clips) / cfg.batch_size)),
+            schedule=engine.one_cycle(0.15),
+            validate=lambda: self._rates(model, data, "val"),
+        )
 
     # -- metrics ----------------------------------------------------------------------
     def _rates(self, model: nn.Module, data: SpeechData, split: str, beam: int = 0) -> dict[str, float]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
 from tasks_lib.core.speech_corpus import VOCAB, draw_texts
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text_metrics import error_rates
 from tasks_lib.tasks.speech_synthesis.model import TextToMel, griffin_lim
 
@@ -265,12 +264,15 @@ class SpeechSynthesis(Task):
             mel[j, :, : data.mels[split][i].shape[1]] = torch.from_numpy(data.mels[split][i])
         return tok.to(device), dur.to(device), mel.to(device)
 
-    def _loss(self, model, data, split, idx, device, cfg) -> torch.Tensor:
-        tok, dur, mel = self._batch(data, split, idx, device)
-        mean = data.info.get("mel_mean", 0.0)
+    @staticmethod
+    def _loss(
+        model: nn.Module, batch: tuple[torch.Tensor, ...], mean: float, cfg: SpeechSynthesisConfig
+    ) -> torch.Tensor:
+        """L1 on the masked, mean-removed log-mels + ``duration_weight`` x MSE of the log durations."""
+        tok, dur, mel = batch
         pred, lens, log_dur = model(tok, dur)
         target = (mel - mean) * (pred != 0)  # the model predicts mean-removed log-mels
-        mask = (torch.arange(pred.shape[-1], device=device)[None, :] < lens[:, None]).float()[:, None, :]
+        mask = (torch.arange(pred.shape[-1], device=pred.device)[None, :] < lens[:, None]).float()[:, None, :]
         mel_loss = (F.l1_loss(pred, target[..., : pred.shape[-1]] * mask, reduction="sum")) / (
             mask.sum() * pred.shape[1]
         )
@@ -278,46 +280,30 @@ class SpeechSynthesis(Task):
         dur_loss = ((log_dur - torch.log1p(dur.float())) ** 2 * tmask).sum() / tmask.sum()
         return mel_loss + cfg.duration_weight * dur_loss
 
-    def fit(self, model: nn.Module, data: SynthesisData, cfg: SpeechSynthesisConfig, log, checkpoint=None):
-        gen = engine.seed_everything(cfg.seed)
+    def training(self, model: nn.Module, data: SynthesisData, cfg: SpeechSynthesisConfig) -> Recipe:
         device = engine.pick_device()
-        model.to(device)
+        mean = data.info.get("mel_mean", 0.0)
         n = len(data.rows["train"])
         n_batches = max(1, int(np.ceil(n / cfg.batch_size)))
-        steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n_batches
-        loop = engine.start_loop(model, cfg, steps_per_epoch, gen, checkpoint, device, pct_start=0.15)
-        optimizer, scheduler = loop.optimizer, loop.scheduler
-        steps, seen, train_seconds = 0, 0, 0.0
-        for epoch in range(loop.start_epoch, cfg.epochs):
-            model.train()
-            t0 = time.perf_counter()
+
+        def batches(gen: torch.Generator):
             perm = torch.randperm(n, generator=gen).numpy()
-            loss_sum, k = 0.0, 0
-            for b in range(steps_per_epoch):
-                idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                loss = self._loss(model, data, "train", idx, device, cfg)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                loss_sum += float(loss.detach())
-                k += 1
-                seen += len(idx)
-            train_seconds += time.perf_counter() - t0
-            steps += k
-            metrics = {"train_loss": loss_sum / max(k, 1), "lr": scheduler.get_last_lr()[0]}
-            if len(data.rows["val"]):
-                model.eval()
-                with torch.no_grad():
-                    metrics["val_loss"] = float(
-                        self._loss(model, data, "val", np.arange(len(data.rows["val"])), device, cfg)
-                    )
-            log(metrics, epoch)
-            engine.save_loop(checkpoint, model, loop, gen, epoch)
-        model.eval()
-        return engine.FitResult(cfg.epochs, steps, train_seconds, seen / train_seconds if train_seconds else 0.0)
+            for b in range(n_batches):
+                yield self._batch(data, "train", perm[b * cfg.batch_size : (b + 1) * cfg.batch_size], device)
+
+        def validate() -> dict[str, float]:
+            if not len(data.rows["val"]):
+                return {}
+            val = self._batch(data, "val", np.arange(len(data.rows["val"])), device)
+            return {"loss": float(self._loss(model, val, mean, cfg))}
+
+        return Recipe(
+            batches,
+            lambda batch: {"loss": self._loss(model, batch, mean, cfg)},
+            n_batches,
+            schedule=engine.one_cycle(0.15),
+            validate=validate,
+        )
 
     # -- synthesis ----------------------------------------------------------------------
     @torch.no_grad()

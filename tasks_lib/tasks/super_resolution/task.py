@@ -12,7 +12,7 @@ from torch import nn
 
 from tasks_lib.core import photos as ph
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.super_resolution.model import ResidualESPCN
 
 
@@ -100,18 +100,12 @@ class SuperResolution(Task):
     def build_model(self, cfg: SuperResolutionConfig, info: dict[str, Any]) -> nn.Module:
         return ResidualESPCN(info["scale"], cfg.width, cfg.depth)
 
-    def fit(self, model, data: ph.PhotoPairs, cfg: SuperResolutionConfig, log, checkpoint=None):
+    def training(self, model: nn.Module, data: ph.PhotoPairs, cfg: SuperResolutionConfig) -> Recipe:
         def make_batch(idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
             return y_of(ph.to_float(data.train_input[idx])), y_of(ph.to_float(data.train_target[idx]))
 
-        return ph.fit_pairs(
-            model,
-            len(data.train_target),
-            make_batch,
-            cfg,
-            log,
-            evaluate=lambda: self.evaluate(model, data, "val"),
-            checkpoint=checkpoint,
+        return ph.pair_training(
+            model, len(data.train_target), make_batch, cfg, lambda: self.evaluate(model, data, "val")
         )
 
     def upscale(self, model: nn.Module, lr: np.ndarray) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.core import engine
-from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
+from tasks_lib.core.engine import lambda_schedule
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text import check_text, text_expectations, utf8_valid
 from tasks_lib.tasks.text_generation.model import CharGPT
 from tasks_lib.tasks.text_generation.readers import (
@@ -204,72 +202,39 @@ class TextGeneration(Task):
     def build_model(self, cfg: TextGenerationConfig, info: dict[str, Any]) -> nn.Module:
         return CharGPT(len(info["chars"]), cfg.block_size, cfg.dim, cfg.layers, cfg.heads, cfg.dropout)
 
-    def _lr(self, cfg: TextGenerationConfig, step: int, total: int) -> float:
+    @staticmethod
+    def _lr_factor(cfg: TextGenerationConfig, step: int, total: int) -> float:
+        """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_fraction`` of the peak."""
         if step < cfg.warmup_steps:
-            return cfg.lr * (step + 1) / cfg.warmup_steps
+            return (step + 1) / cfg.warmup_steps
         frac = (step - cfg.warmup_steps) / max(total - cfg.warmup_steps, 1)
-        floor = cfg.lr * cfg.min_lr_fraction
-        return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * min(frac, 1.0)))
+        floor = cfg.min_lr_fraction
+        return floor + 0.5 * (1 - floor) * (1 + math.cos(math.pi * min(frac, 1.0)))
 
-    def fit(self, model: CharGPT, data: CharData, cfg: TextGenerationConfig, log, checkpoint=None) -> engine.FitResult:
+    def training(self, model: CharGPT, data: CharData, cfg: TextGenerationConfig) -> Recipe:
         """Random windows of the training stream; an epoch is ``steps_per_epoch`` batches."""
-        gen = engine.seed_everything(cfg.seed)
-        device = engine.pick_device()
-        use_cuda = device.type == "cuda"
-        model.to(device)
-        step_model = torch.compile(model) if (cfg.compile and use_cuda) else model
         train = data.ids["train"]
         t = min(cfg.block_size, len(train) - 1)
-        steps_per_epoch = cfg.steps_per_epoch
-        if cfg.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-        total = cfg.epochs * steps_per_epoch
-        optimizer = engine.make_optimizer(model, cfg)
-        start_epoch = 0
-        if checkpoint is not None and checkpoint.exists():
-            state = load_checkpoint(checkpoint, device, generators={"data": gen})
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start_epoch = state["epoch"] + 1
         offsets = torch.arange(t + 1)
-        steps, seen, train_seconds = 0, 0, 0.0
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            t0 = time.perf_counter()
-            for i in range(steps_per_epoch):
-                for g in optimizer.param_groups:
-                    g["lr"] = self._lr(cfg, epoch * steps_per_epoch + i, total)
+
+        def batches(gen: torch.Generator):
+            while True:
                 starts = torch.randint(0, len(train) - t, (cfg.batch_size,), generator=gen)
-                chunk = train[starts[:, None] + offsets].to(device, non_blocking=True)
-                x, y = chunk[:, :-1], chunk[:, 1:]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
-                    logits = step_model(x)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                loss_sum += loss.detach()
-                seen += x.numel()
-            if use_cuda:
-                torch.cuda.synchronize()
-            train_seconds += time.perf_counter() - t0
-            steps += steps_per_epoch
-            metrics = {"train_loss": float(loss_sum) / max(steps_per_epoch, 1), "lr": optimizer.param_groups[0]["lr"]}
-            model.eval()
-            metrics.update({f"val_{k}": v for k, v in self._losses(model, data.ids["val"], cfg.eval_windows).items()})
-            log(metrics, epoch)
-            if checkpoint is not None:
-                save_checkpoint(
-                    checkpoint,
-                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
-                    generators={"data": gen},  # dropout draws from torch's global RNG, saved too
-                )
-        model.eval()
-        return engine.FitResult(
-            epochs=cfg.epochs, steps=steps, train_seconds=train_seconds, samples_per_s=seen / max(train_seconds, 1e-9)
+                chunk = train[starts[:, None] + offsets]
+                yield chunk[:, :-1], chunk[:, 1:]
+
+        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+            x, y = batch
+            logits = model(x)
+            return {"loss": F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))}
+
+        return Recipe(
+            batches,
+            step,
+            cfg.steps_per_epoch,
+            schedule=lambda_schedule(lambda s, total: self._lr_factor(cfg, s, total)),
+            validate=lambda: self._losses(model, data.ids["val"], cfg.eval_windows),
+            samples=lambda b: b[0].numel(),  # characters
         )
 
     @torch.no_grad()

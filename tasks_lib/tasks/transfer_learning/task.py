@@ -26,7 +26,7 @@ from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.image_classification.task import ImageClassification, ImageData
 
 UPSTREAM = "image_classification"
@@ -252,10 +252,10 @@ class TransferLearning(Task):
         model.features.load_state_dict(theirs)
         return ref
 
-    def fit(self, model: nn.Module, data: ImageData, cfg: TransferConfig, log, checkpoint=None) -> engine.FitResult:
+    def training(self, model: nn.Module, data: ImageData, cfg: TransferConfig) -> Recipe:
         if cfg.backbone and cfg.mode != "scratch":
             self.load_backbone(model, cfg.backbone)
-        return self._ic.fit(model, data, cfg, log, checkpoint=checkpoint)
+        return self._ic.training(model, data, cfg)
 
     def evaluate(self, model: nn.Module, data: ImageData, split: str = "test") -> dict[str, float]:
         return self._ic.evaluate(model, data, split)

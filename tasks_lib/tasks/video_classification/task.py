@@ -24,9 +24,10 @@ from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, has
 from tasks_lib.core.figures import _pyplot, confusion_matrix_figure
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
+from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
 from tasks_lib.core.render import MOTIONS, motion_clip
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Request, Task
+from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.video_classification.model import R2Plus1D
 from tasks_lib.tasks.video_classification.readers import read_video_folder
 
@@ -193,12 +194,10 @@ def clip_strip_figure(clips: np.ndarray, titles: list[str], colors: list[str], s
     return fig
 
 
-def train_clip_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info, cfg, log, evaluate=None, ckpt=None):
-    """engine.fit with normalisation only: flips or time reversal would change the motion class."""
+def clip_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info, cfg, validate=None) -> Recipe:
+    """Supervised clips with normalisation only: flips or time reversal would change the motion class."""
     loss = nn.CrossEntropyLoss(label_smoothing=0.05)
-    return engine.fit(
-        model, x, y, cfg, log, loss, prepare_batch=lambda b, g: normalise(b, info), evaluate=evaluate, checkpoint=ckpt
-    )
+    return supervised(model, x, y, cfg, loss, prepare_batch=lambda b, g: normalise(b, info), validate=validate)
 
 
 def predict_clips(model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
@@ -209,7 +208,7 @@ def single_frame_baseline(x, y, n_classes, info, cfg, split_x, split_y) -> dict[
     """The same backbone and recipe trained and tested on the middle frame only (T = 1)."""
     mid = x.shape[1] // 2
     model = R2Plus1D(3, n_classes, cfg.width, cfg.stages, cfg.dropout)
-    train_clip_model(model, x[:, mid : mid + 1], y, info, cfg, lambda m, s: None)
+    engine.train(model, clip_training(model, x[:, mid : mid + 1], y, info, cfg), cfg, lambda m, s: None)
     pred = predict_clips(model, split_x[:, mid : mid + 1], info).argmax(1).numpy()
     return classification_metrics(split_y.numpy(), pred, n_classes)
 
@@ -332,16 +331,14 @@ class VideoClassification(Task):
     def build_model(self, cfg: VideoConfig, info: dict[str, Any]) -> nn.Module:
         return R2Plus1D(3, len(info["classes"]), cfg.width, cfg.stages, cfg.dropout)
 
-    def fit(self, model: nn.Module, data: ClipData, cfg: VideoConfig, log, checkpoint=None) -> engine.FitResult:
-        return train_clip_model(
+    def training(self, model: nn.Module, data: ClipData, cfg: VideoConfig) -> Recipe:
+        return clip_training(
             model,
             data.x["train"],
             data.y["train"],
             data.info,
             cfg,
-            log,
-            evaluate=lambda: self.evaluate(model, data, "val", per_class=False),
-            ckpt=checkpoint,
+            validate=lambda: self.evaluate(model, data, "val", per_class=False),
         )
 
     def evaluate(self, model: nn.Module, data: ClipData, split: str = "test", per_class: bool = True):
