@@ -12,7 +12,7 @@ from tasks_lib.core.scenes import (
     pixel_confusion,
     segmentation_scores,
 )
-from tasks_lib.tasks.image_segmentation.readers import read_voc, voc_palette
+from tasks_lib.families.segmentation import read_voc, voc_palette
 from tasks_lib.tasks.image_segmentation.task import otsu_masks
 from tasks_lib.tasks.semantic_segmentation.task import colour_rule_masks
 

@@ -9,9 +9,9 @@ from PIL import Image
 
 from tasks_lib.core.data import read_manifest, write_prepared
 from tasks_lib.core.registry import get_task
+from tasks_lib.families.video import read_clip
 from tasks_lib.tasks.pose_estimation import decode_heatmaps, pck, read_coco_keypoints
 from tasks_lib.tasks.pose_estimation.task import heatmap_targets
-from tasks_lib.tasks.video_classification import read_clip
 
 
 def _write_video(path, frames, fps=12, codec="mpeg4"):

@@ -4,7 +4,7 @@ Default data: animations of the pose task's articulated figure (``core.render.ac
 wave, clap, jump, squat, walk, jumping jack, raise arms, lower arms) on real scikit-image
 textures, 8 frames of 32 x 32. A UCF101-style folder works too (it is an action dataset).
 
-Model: the (2+1)D CNN of video_classification on the frames. Frames rather than keypoint
+Model: the video family's (2+1)D CNN (``tasks_lib.families.video``) on the frames. Frames rather than keypoint
 sequences from the pose task: the service then takes raw clips and needs no upstream
 champion, and pose errors cannot cap the action accuracy. Baseline: the same backbone
 trained on the middle frame only (raise_arms and lower_arms, for one, look alike there).
@@ -19,8 +19,8 @@ import numpy as np
 
 from tasks_lib.core.registry import register
 from tasks_lib.core.render import ACTIONS, action_clip
-from tasks_lib.core.task import DataSource, Expectation
-from tasks_lib.tasks.video_classification.task import VideoClassification, VideoConfig, VideoData
+from tasks_lib.core.task import Expectation
+from tasks_lib.families.video import VideoConfig, VideoData, VideoFamily
 
 
 @dataclass(frozen=True)
@@ -34,26 +34,20 @@ class ActionConfig(VideoConfig):
 
 
 @register
-class ActionRecognition(VideoClassification):
+class ActionRecognition(VideoFamily):
     """Actions of animated figures from frames with a (2+1)D CNN (seed example 20)."""
 
     name = "action_recognition"
     seed_sections = (20,)
     config_cls = ActionConfig
     data_config_cls = ActionData
+    generated_description = f"animated stick figures on real scikit-image textures: {', '.join(ACTIONS)}"
     profiles = {
         # 40 per class, not fewer: the split is hash-bucketed, and every class must reach val (10 %)
         "smoke": {"data": {"n_per_class": 40}, "train": {"epochs": 2, "width": 8, "batch_size": 16}},
         "quick": {"data": {"n_per_class": 200}, "train": {"epochs": 10}},
         "full": {"data": {"n_per_class": 1500, "frame_size": 64, "n_frames": 16}, "train": {"epochs": 30, "width": 32}},
     }
-
-    def sources(self) -> dict[str, DataSource]:
-        out = super().sources()
-        out["generated"] = DataSource(
-            "generated", f"animated stick figures on real scikit-image textures: {', '.join(ACTIONS)}", "generator"
-        )
-        return out
 
     def generate(self, dcfg: ActionData) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]:
         classes = [a.strip() for a in dcfg.classes.split(",") if a.strip()] or list(ACTIONS)

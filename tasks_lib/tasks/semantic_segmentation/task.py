@@ -2,7 +2,7 @@
 
 Classes: background, disc, polygon, digit, face (``tasks_lib.core.scenes``), or the 21
 Pascal VOC classes from a VOC folder. Everything but the profiles and the baseline is
-shared with image_segmentation (``SceneSegmentation``).
+the segmentation family's (``tasks_lib.families.segmentation``), shared with image_segmentation.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import numpy as np
 
 from tasks_lib.core.registry import register
 from tasks_lib.core.scenes import IGNORE_INDEX
-from tasks_lib.tasks.image_segmentation.task import SceneArrays, SceneSegmentation
+from tasks_lib.families.segmentation import SceneArrays, SegmentationFamily
 
 
 @register
-class SemanticSegmentation(SceneSegmentation):
+class SemanticSegmentation(SegmentationFamily):
     """Per-pixel classes with a U-Net; nearest class-mean colour per pixel as the baseline."""
 
     name = "semantic_segmentation"

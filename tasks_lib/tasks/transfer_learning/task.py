@@ -23,11 +23,10 @@ from torch import nn
 from tasks_lib.core import engine, refs
 from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
-from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, sha1_bytes
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
-from tasks_lib.tasks.image_classification.task import ImageClassification, ImageData
+from tasks_lib.core.task import DataSource, Expectation, Prepared, Recipe
+from tasks_lib.families.image_classification import ImageClassifierFamily, ImageData
 
 UPSTREAM = "image_classification"
 MODES = ("finetune", "linear_probe", "scratch")
@@ -74,14 +73,11 @@ class TransferNet(ResidualCNN):
 
 
 @register
-class TransferLearning(Task):
+class TransferLearning(ImageClassifierFamily):
     """Transfer learning: image_classification's backbone on inverted digits, 10 labels/class (seed example 6)."""
 
     name = "transfer_learning"
     seed_sections = (6,)
-    metric = "accuracy"
-    greater_is_better = True
-    request_fields = ("image", "array")
     config_cls = TransferConfig
     data_config_cls = TransferData
     default_source = "digits_inverted"
@@ -90,7 +86,6 @@ class TransferLearning(Task):
         "quick": {"train": {"epochs": 60, "backbone": f"models:/{UPSTREAM}@champion"}},
         "full": {"train": {"epochs": 100, "backbone": f"models:/{UPSTREAM}@champion"}},
     }
-    _ic = ImageClassification()
 
     def sources(self) -> dict[str, DataSource]:
         return {
@@ -209,12 +204,6 @@ class TransferLearning(Task):
             )
         return exp
 
-    def load(self, data_dir: Path) -> ImageData:
-        data_dir = Path(data_dir)
-        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
-        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
-        return ImageData(x=x, y=y, info=read_info(data_dir))
-
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: TransferConfig, info: dict[str, Any]) -> nn.Module:
         if cfg.mode not in MODES:
@@ -255,10 +244,7 @@ class TransferLearning(Task):
     def training(self, model: nn.Module, data: ImageData, cfg: TransferConfig) -> Recipe:
         if cfg.backbone and cfg.mode != "scratch":
             self.load_backbone(model, cfg.backbone)
-        return self._ic.training(model, data, cfg)
-
-    def evaluate(self, model: nn.Module, data: ImageData, split: str = "test") -> dict[str, float]:
-        return self._ic.evaluate(model, data, split)
+        return super().training(model, data, cfg)
 
     def baseline(self, data: ImageData, split: str = "test") -> dict[str, float]:
         """The same network trained from scratch on the same labelled images with the same budget
@@ -266,25 +252,5 @@ class TransferLearning(Task):
         cfg = self.config_cls.from_dict({**self.profiles["quick"]["train"], "backbone": "", "mode": "scratch"})
         engine.seed_everything(cfg.seed)
         model = self.build_model(cfg, data.info)
-        self._ic.fit(model, data, cfg, lambda m, s: None)
-        return self._ic.evaluate(model, data, split)
-
-    def examples(self, model: nn.Module, data: ImageData) -> dict[str, Any]:
-        return self._ic.examples(model, data)
-
-    # -- serving ----------------------------------------------------------------
-    def request_examples(self, data: ImageData, n: int) -> list[Request]:
-        return [{"image": png_bytes(img)} for img in data.x["test"][:n].numpy()]
-
-    def bad_requests(self) -> list[tuple[Request, int, str]]:
-        return self._ic.bad_requests()
-
-    def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
-        h, w, c = loaded.info["image_shape"]
-        return [to_model_array(image_from_request(request), (h, w), c)]
-
-    def forward(self, loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
-        return self._ic.forward(loaded, batch)
-
-    def postprocess(self, loaded: LoadedModel, output: np.ndarray) -> dict[str, Any]:
-        return self._ic.postprocess(loaded, output)
+        self.fit(model, data, cfg, lambda m, s: None)
+        return self.evaluate(model, data, split)
