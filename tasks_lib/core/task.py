@@ -37,8 +37,6 @@ from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.engine import LogFn, Recipe, TrainResult
 from tasks_lib.core.errors import InvalidInput
 
-__all__ = ["LogFn", "Recipe", "TrainResult"]  # re-exported: what a task module needs to train
-
 Request = dict[str, Any]
 """What one HTTP request to ``/predict`` carries: field name -> value.
 
