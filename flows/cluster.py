@@ -281,8 +281,12 @@ def publish_code(s: Settings) -> str:
 
 def worker_env(s: Settings, state: dict[str, Any], name: str) -> dict[str, str]:
     """A worker's environment: the three URLs, and its own folders for everything else."""
+    from tasks_lib.core.data import datasets_mirror
+
     d = root(s) / "workers" / name
+    mirror = datasets_mirror()  # resolved here: a worker's clone lives elsewhere, its ../shared is not ours
     return _quiet_env(
+        **({"MLZOO_DATASETS": str(mirror)} if mirror else {}),
         PREFECT_API_URL=state["prefect"]["url"],
         MLFLOW_TRACKING_URI=state["mlflow"]["url"],
         MLZOO_DVC_REMOTE=state["sshd"]["url"],

@@ -30,7 +30,8 @@ CLIENT_ONLY = ("MLZOO_", "MLFLOW_", "PREFECT_", "BENTOML_")
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(CLIENT_ONLY)}
-    return {**env, "MLZOO_DATASETS": os.environ.get("MLZOO_DATASETS", ""), "MLZOO_DEVICE": "cpu", **extra}
+    mirror = {"MLZOO_DATASETS": os.environ["MLZOO_DATASETS"]} if os.environ.get("MLZOO_DATASETS") else {}
+    return {**env, **mirror, "MLZOO_DEVICE": "cpu", **extra}
 
 
 def mlzoo(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
@@ -46,6 +47,8 @@ def cluster(tmp_path_factory):
     home = tmp_path_factory.mktemp("cluster-client")
     base = _env(MLZOO_HOME=str(home))
     up = mlzoo("cluster", "up", "--workers", "2", env=base)
+    if up.returncode != 0:  # stop what did start: a failed set-up never reaches the teardown
+        mlzoo("cluster", "down", "--purge", env=base)
     assert up.returncode == 0, up.stderr[-3000:]
     urls = _exports(up.stdout)
     assert set(urls) >= {"MLFLOW_TRACKING_URI", "PREFECT_API_URL", "MLZOO_DVC_REMOTE"}
