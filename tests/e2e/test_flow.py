@@ -187,7 +187,7 @@ def test_deploy_registers_scheduled_deployments_in_work_pools(history, settings,
     with get_client(sync_client=True) as client:
         dep = client.read_deployment_by_name(f"retrain/{TASK}-gpu")
         assert dep.work_pool_name == "gpu"
-        assert dep.parameters == {"task": TASK, "profile": "quick"}
+        assert dep.parameters == {"task": TASK, "profile": "full"}  # a GPU pool trains the full profile
         assert dep.schedules and dep.schedules[0].schedule.cron == "0 4 * * *"
         assert client.read_work_pool("gpu").type == "process"
         limit = dep.global_concurrency_limit
