@@ -1,10 +1,5 @@
-"""Task modules. Importing this package imports (and so registers) every task in it.
+"""Task modules, one module or package per task, named as the task.
 
-A task is one module or package here; nothing else needs to list it.
+A task is registered when its module is imported; ``registry.get_task(name)`` imports
+only the module of that name, so nothing else needs to list it.
 """
-
-import importlib
-import pkgutil
-
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    importlib.import_module(f"{__name__}.{_module}")
