@@ -16,6 +16,8 @@ write the bundle) as the launched function.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -102,12 +104,22 @@ def launch(fn: Callable[..., Any], nproc: int, *args: Any, log_dir: str | os.Pat
         start_method="spawn",
         logs_specs=DefaultLogsSpecs(log_dir=str(log_dir) if log_dir is not None else None),
     )
+    # the launcher installs its own handlers (to stop the ranks) and leaves them: put ours back after
+    main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.getsignal(sig) for sig in _SIGNALS} if main_thread else {}
     try:
         results = elastic_launch(config, _recorded_rank_main)(fn, args)
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
         raise DistributedTrainingError(f"rank {rank} of {nproc} failed: {failure.message}") from None
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(sig, handler)
     return [results[r] for r in sorted(results)]
+
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
 def _recorded_rank_main(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
