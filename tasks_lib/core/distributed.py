@@ -210,8 +210,7 @@ class DataParallel:
         self.ddp = DistributedDataParallel(
             _Forward(module, inner),
             device_ids=[device] if device.type == "cuda" else None,
-            broadcast_buffers=True,
-        )
+        )  # buffers (BatchNorm statistics) go from rank 0 to the others at every forward: DDP's default
         ddp = self.ddp
         self.route: Callable[..., Any] = lambda *args, **kwargs: ddp(*args, **kwargs)
 
