@@ -49,15 +49,19 @@ def cmd_run(args: argparse.Namespace, s: Settings) -> int:
     data = {k: v for k, v in (("source", args.source), ("path", args.path)) if v} | _overrides(args.data)
     data = hide(data)  # a URL with credentials travels as a Prefect Secret reference, never as a parameter
     if args.fan_out:
+        if args.nproc != 1:
+            raise SystemExit("--nproc trains in this process's machine: it does not combine with --fan-out")
         return _fan_out(args, s)
     if len(args.task) > 1:
         raise SystemExit("several tasks run at once with --fan-out (or run `mlzoo run all`)")
     (task,) = args.task
     try:
         if task == "all":
-            result = retrain_all(args.profile, train_overrides=_overrides(args.set))
+            result = retrain_all(args.profile, train_overrides=_overrides(args.set), nproc=args.nproc)
         else:
-            result = retrain(task, args.profile, data_overrides=data, train_overrides=_overrides(args.set))
+            result = retrain(
+                task, args.profile, data_overrides=data, train_overrides=_overrides(args.set), nproc=args.nproc
+            )
     except PromotionHeld as held:
         print(json.dumps(held.result, indent=2, default=str))
         print(f"\nHELD, nothing promoted: {held.reason}", file=sys.stderr)
@@ -78,6 +82,23 @@ def cmd_run(args: argparse.Namespace, s: Settings) -> int:
         "  every task at a glance:            .venv/bin/mlzoo status"
     )
     return 0
+
+
+def _check_nproc(args: argparse.Namespace) -> None:
+    """Refuse a bad ``--nproc`` before the Prefect server starts or any work is done."""
+    if args.command != "run" or getattr(args, "nproc", 1) == 1:
+        return
+    from flows.training import check_nproc
+
+    if args.nproc < 1:
+        raise SystemExit(f"--nproc must be at least 1, got {args.nproc}")
+    for task in args.task:
+        if task == "all":  # retrain_all trains the tasks that cannot in one process each
+            continue
+        try:
+            check_nproc(task, args.nproc)
+        except (KeyError, ValueError) as exc:
+            raise SystemExit(str(exc).strip('"')) from None
 
 
 def _code_source(args: argparse.Namespace, s: Settings) -> tuple[str | None, str | None]:
@@ -225,7 +246,8 @@ def cmd_deploy(args: argparse.Namespace, s: Settings) -> int:
             name = deploy_watch(task, _seconds(args.every), args.pool, data, args.profile, repo, commit)
             print(f"deployment {name}: every {args.every}, starts retrain when {args.path} changes")
     else:
-        for name in deploy(args.tasks or task_names(), args.cron, args.pool, args.profile, repo, commit):
+        tasks = args.tasks or task_names()
+        for name in deploy(tasks, args.cron, args.pool, args.profile, repo, commit, nproc=args.nproc):
             print(f"deployment {name}: cron '{args.cron}', pool '{args.pool}'")
     print(f"Start a worker for the pool:  .venv/bin/prefect worker start --pool {args.pool}")
     return 0
@@ -294,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", help="folder or URL the source reads")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
     p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE", help="data config override")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train in N data-parallel processes on this machine (DDP: one GPU each, or gloo on CPU)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("prepare", help="write data/TASK (the command of the DVC stage)")
@@ -345,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None, help="default: quick (full on the gpu pool)")
     p.add_argument("--repo", help="git URL the workers clone (default: the cluster's, else this folder)")
     p.add_argument("--commit", help="commit of --repo to run (default: its default branch)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N", help="each run trains in N data-parallel processes")
     p.add_argument("--on-data-change", action="store_true", help="retrain when the --path data changes")
     p.add_argument("--every", default="10m", help="how often --on-data-change looks (90s, 10m, 1h)")
     p.add_argument("--source", help="data source (--on-data-change)")
@@ -369,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _check_nproc(args)
     return args.func(args, _settings(args))
 
 

@@ -50,9 +50,16 @@ def deploy(
     profile: str | None = None,
     repo: str | None = None,
     commit: str | None = None,
+    nproc: int = 1,
 ) -> list[str]:
-    """Register one ``retrain`` deployment per task; returns their ``flow/deployment`` names."""
+    """Register one ``retrain`` deployment per task; returns their ``flow/deployment`` names.
+
+    ``nproc`` > 1: each run trains data-parallel on its worker (e.g. one process per GPU of a
+    multi-GPU machine), except a task that trains in one process only.
+    """
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    from flows.training import nproc_for
 
     # one run of a task at a time; a cron run that fires while a manual one runs waits in line
     one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
@@ -62,12 +69,13 @@ def deploy(
     where = f"{repo} @ {commit[:12]}" if repo and commit else repo or str(PROJECT_ROOT)
     names = []
     for task in tasks:
+        n = nproc_for(task, nproc)
         deployment = source.to_deployment(
             name=f"{task}-{pool}",
             work_pool_name=pool,
             job_variables=POOL_VARIABLES.get(pool, {}),
             cron=cron,
-            parameters={"task": task, "profile": profile},
+            parameters={"task": task, "profile": profile, **({"nproc": n} if n != 1 else {})},
             tags=["mlzoo", task, pool],
             concurrency_limit=one_at_a_time,
             version=commit[:12] if commit else None,

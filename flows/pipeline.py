@@ -15,8 +15,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import dvc_store, faults, promotion, recovery, steps, tracking
 from flows.settings import Settings
+from flows.training import nproc_for
 from flows.validation import DataValidationError
-from tasks_lib.core.registry import task_names
+from tasks_lib.core.registry import get_task, task_names
 
 # Steps pass models and data folders around; nothing here is worth caching by input hash.
 step = task(cache_policy=NO_CACHE)
@@ -40,22 +41,24 @@ def retrain(
     profile: str = "quick",
     data_overrides: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
+    nproc: int = 1,
 ) -> dict[str, Any]:
     """prepare -> validate -> version -> train -> evaluate -> log -> register -> promote -> package.
 
+    ``nproc`` > 1 trains in that many data-parallel processes (DDP; rank 0 logs the epochs).
     Raises :class:`~flows.promotion.PromotionHeld` at the end when the challenger was held.
     """
     logger = get_run_logger()
     s = Settings.from_env().apply()
     tracking.check_reachable(s)  # before any work: a clear error, not a failure after training
     try:
-        p = steps.plan(s, task, profile, data_overrides, train_overrides)
+        p = steps.plan(s, task, profile, data_overrides, train_overrides, nproc)
     except steps.UpstreamNotTrained as missing:  # this task builds on another's champion: train that first
         logger.info("%s; retraining '%s' (profile %s) first", missing, missing.task, profile)
-        retrain(missing.task, profile)
+        retrain(missing.task, profile, nproc=nproc_for(missing.task, nproc))
     for fixed in recovery.recover(s, task):
         logger.warning("recovered: %s", fixed)
-    p = plan_step(s, task, profile, data_overrides, train_overrides)
+    p = plan_step(s, task, profile, data_overrides, train_overrides, nproc)
     run_id = tracking.start_run(s, task, f"{task}-{profile}", {**steps.plan_tags(p), **recovery.owner_tags()})
     work = s.home / "runs" / run_id
     try:
@@ -116,10 +119,18 @@ def retrain(
 
 
 @flow(name="retrain-all", log_prints=True)
-def retrain_all(profile: str = "quick", train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Retrain every registered task; one task's failure does not stop the others."""
+def retrain_all(
+    profile: str = "quick", train_overrides: dict[str, Any] | None = None, nproc: int = 1
+) -> dict[str, Any]:
+    """Retrain every registered task; one task's failure does not stop the others.
+
+    ``nproc`` > 1 trains each task data-parallel, except those that train in one process only.
+    """
     results: dict[str, Any] = {}
     for name in task_names():
-        state = retrain(name, profile, train_overrides=train_overrides, return_state=True)
+        n = nproc_for(name, nproc)
+        if n != nproc:
+            get_run_logger().info("%s trains in one process: %s", name, get_task(name).single_process_reason)
+        state = retrain(name, profile, train_overrides=train_overrides, nproc=n, return_state=True)
         results[name] = state.result() if state.is_completed() else {"error": str(state.message)}
     return results

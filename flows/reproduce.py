@@ -83,7 +83,11 @@ def reproduce(s: Settings, spec: str, tolerance: float | None = None, allow_code
     if drift and not allow_code_drift:
         raise CodeDrift(f"{task} v{mv.version} was trained from other code:\n{drift}")
     p = steps.Plan(
-        task, tags["mlzoo.profile"], json.loads(tags["mlzoo.data_config"]), json.loads(tags["mlzoo.train_config"])
+        task,
+        tags["mlzoo.profile"],
+        json.loads(tags["mlzoo.data_config"]),
+        json.loads(tags["mlzoo.train_config"]),
+        int(tags.get("mlzoo.nproc", "1")),  # a data-parallel model is rebuilt with as many processes
     )
     dvc_store.ensure_workspace(s)
     data_dir = dvc_store.restore(s, task, tags["data_md5"])

@@ -6,7 +6,6 @@ prepare -> validate -> version -> train -> evaluate -> log -> register -> promot
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -18,14 +17,16 @@ from flows import dvc_store, faults, packaging, promotion, redact, tracking
 from flows.dvc_store import DataVersion
 from flows.provenance import provenance_tags
 from flows.settings import Settings
+from flows.training import CHECKPOINT, Trained, check_nproc, fit, train_parallel
 from flows.validation import DataValidationError, ValidationReport, validate
 from tasks_lib.core import refs
-from tasks_lib.core.bundle import WEIGHTS, load_bundle, save_bundle
+from tasks_lib.core.bundle import load_bundle
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import read_info, read_manifest, write_prepared
-from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.registry import get_task
-from tasks_lib.core.task import Expectation, LoadedModel
+from tasks_lib.core.task import Expectation
+
+__all__ = ["Trained"]  # re-exported: what the train step returns (flows.training)
 
 
 @dataclass
@@ -36,19 +37,11 @@ class Plan:
     profile: str
     data_config: dict[str, Any]
     train_config: dict[str, Any]
+    nproc: int = 1  # training processes (data parallel when > 1; not a model setting, so not in train_config)
 
     def configs(self) -> tuple[DataConfig, TaskConfig]:
         t = get_task(self.task)
         return t.data_config_cls.from_dict(self.data_config), t.config_cls.from_dict(self.train_config)
-
-
-@dataclass
-class Trained:
-    bundle_dir: Path
-    train_seconds: float
-    samples_per_s: float
-    epochs: int
-    weights_sha256: str
 
 
 @dataclass
@@ -91,14 +84,21 @@ class UpstreamNotTrained(RuntimeError):
 
 
 def plan(
-    s: Settings, task: str, profile: str, data_overrides: dict | None = None, train_overrides: dict | None = None
+    s: Settings,
+    task: str,
+    profile: str,
+    data_overrides: dict | None = None,
+    train_overrides: dict | None = None,
+    nproc: int = 1,
 ) -> Plan:
     """Resolve configs: defaults < profile < params.yaml < overrides.
 
     ``models:/NAME@ALIAS`` references in the train config are pinned to the version the
     alias names now (``models:/NAME/VERSION``), so the run records its exact lineage.
+    ``nproc`` > 1 trains data-parallel; a task that cannot is refused here, before any work.
     """
     t = get_task(task)
+    check_nproc(task, nproc)
     params = {k: v for k, v in dvc_store.read_params(s, task).items() if k != "promotion"}  # that one is ours
     dcfg, tcfg = t.configs(profile, params, redact.reveal(data_overrides), train_overrides)
     train_config = tcfg.to_dict()
@@ -108,7 +108,7 @@ def plan(
             if mv is None:
                 raise UpstreamNotTrained(ref)
             train_config[key] = f"{refs.PREFIX}{mv.name}/{mv.version}"
-    return Plan(task, profile, dcfg.to_dict(), train_config)
+    return Plan(task, profile, dcfg.to_dict(), train_config, nproc)
 
 
 def upstream(s: Settings, train_config: dict[str, Any]) -> dict[str, str]:
@@ -162,31 +162,20 @@ def validate_data(task: str, data_dir: Path) -> ValidationReport:
 def train(s: Settings, p: Plan, data_dir: Path, run_id: str | None = None) -> Trained:
     """Train on the train split, logging per-epoch metrics to MLflow run ``run_id`` if given.
 
-    Checkpoints every epoch, so a retried step of the same run resumes.
+    Checkpoints every epoch, so a retried step of the same run resumes. With ``p.nproc`` > 1
+    the training runs in that many data-parallel processes (rank 0 logs and writes the bundle).
     """
-    t = get_task(p.task)
-    _, tcfg = p.configs()
-    upstream(s, p.train_config)
-    data = t.load(data_dir)
-    seed_everything(tcfg.seed)  # weights are initialised from the seed too
-    model = t.build_model(tcfg, data.info)
+    pinned = upstream(s, p.train_config)
     (s.home / "runs").mkdir(parents=True, exist_ok=True)
     work = s.home / "runs" / run_id if run_id else Path(tempfile.mkdtemp(prefix="adhoc-", dir=s.home / "runs"))
-
-    def log(metrics: dict[str, float], step: int) -> None:
-        if run_id:
-            tracking.log_metrics(s, run_id, metrics, step)
-
-    result = t.fit(model, data, tcfg, log, checkpoint=work / "checkpoint.pt")
-    bundle = save_bundle(LoadedModel(t, tcfg, data.info, model), work / "bundle")
-    (work / "checkpoint.pt").unlink(missing_ok=True)
-    return Trained(
-        bundle_dir=bundle,
-        train_seconds=result.train_seconds,
-        samples_per_s=result.samples_per_s,
-        epochs=result.epochs,
-        weights_sha256=hashlib.sha256((bundle / WEIGHTS).read_bytes()).hexdigest(),
-    )
+    work.mkdir(parents=True, exist_ok=True)
+    if p.nproc > 1:
+        resolved = {ref: str(refs.bundle_dir(ref)) for ref in pinned.values()}
+        trained = train_parallel(s, p, data_dir, work, run_id, resolved)
+    else:
+        trained = fit(s, p, data_dir, work, run_id)
+    (work / CHECKPOINT).unlink(missing_ok=True)
+    return trained
 
 
 def evaluate(s: Settings, task: str, bundle_dir: Path, data_dir: Path, data_md5: str) -> Evaluation:
@@ -274,6 +263,7 @@ def plan_tags(p: Plan) -> dict[str, str]:
         "seed": str(p.train_config.get("seed")),
         "mlzoo.data_config": json.dumps(redact.redact_all(p.data_config), sort_keys=True),
         "mlzoo.train_config": json.dumps(p.train_config, sort_keys=True),
+        "mlzoo.nproc": str(p.nproc),
         **provenance_tags(),
         **{f"upstream.{k}": v for k, v in p.train_config.items() if refs.is_registry_ref(v)},
     }
@@ -298,12 +288,13 @@ def model_card(task: str, p: Plan, dv: DataVersion, ev: Evaluation, trained: Tra
         for k, v in ev.metrics.items()
         if not k.startswith("acc_class_")
     )
+    parallel = f", data-parallel over {trained.nproc} processes" if trained.nproc > 1 else ""
     return f"""# Model card: {task}
 
 - Task: `{task}` ({get_task(task).__class__.__doc__ or ""}).
 - Data version: DVC `{dv.md5}` ({dv.nfiles} files, {dv.size} bytes), source `{p.data_config.get("source")}`.
 - Profile `{p.profile}`; seed {p.train_config.get("seed")}; {trained.epochs} epochs in {trained.train_seconds:.1f} s
-  of pure training ({trained.samples_per_s:.0f} samples/s) on `{tags["device"]}`.
+  of pure training ({trained.samples_per_s:.0f} samples/s) on `{tags["device"]}`{parallel}.
 - Code `{tags["git_commit"]}`, uv.lock sha256 `{tags["uv_lock_sha256"][:16]}`, torch {tags["torch_version"]}.
 
 ## Test split metrics

@@ -11,6 +11,13 @@ every RNG, written atomically), resumed bit-exactly.
 Special loops plug in through the recipe's hooks instead of owning a loop: PPO collects its
 rollouts inside ``batches`` (a generator run lazily between the engine's steps); a GAN sets
 ``manual=True`` and updates its two optimisers through the :class:`Stepper` it is given.
+
+Inside a process group (``mlzoo run TASK --nproc N``, see :mod:`tasks_lib.core.distributed`)
+the same loop trains data-parallel: every rank draws the same global batches from the same
+seeded generators and trains on its share of each (``Recipe.shard``), the model's forward
+goes through ``DistributedDataParallel`` (gradients averaged, weighted so that the update is
+the one-process update of the whole batch), the epoch's losses are reduced across ranks, and
+only rank 0 validates, calls ``log`` and writes the checkpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tasks_lib.core import distributed
 from tasks_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from tasks_lib.core.config import TaskConfig
 
@@ -53,11 +61,15 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def pick_device() -> torch.device:
-    """CUDA when present, else CPU; ``MLZOO_DEVICE`` overrides (e.g. ``cpu`` on a GPU box)."""
+    """CUDA when present, else CPU; ``MLZOO_DEVICE`` overrides (e.g. ``cpu`` on a GPU box).
+
+    A data-parallel process (``LOCAL_RANK`` set by the launcher) gets its own GPU, ``cuda:LOCAL_RANK``.
+    """
     wanted = os.environ.get("MLZOO_DEVICE", "")
-    if wanted:
-        return torch.device(wanted)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(wanted) if wanted else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", distributed.local_rank())
+    return device
 
 
 def make_optimizer(model: nn.Module, cfg: TaskConfig) -> torch.optim.Optimizer:
@@ -139,6 +151,11 @@ class Recipe:
     manual: bool = False
     samples: Callable[[Any], int] | None = None  # samples in a batch (throughput); default its length
     num_threads: int = 0  # torch threads while training; 0 = unchanged
+    # Data-parallel only. shard(batch, rank, world) -> this rank's part of a global batch; None =
+    # distributed.split_batch (every tensor and list of the batch's length, split along dim 0)
+    shard: Callable[[Any, int, int], Any] | None = None
+    # the module whose forward ``step`` calls, when it is not the model itself (DDP wraps that one)
+    parallel_module: nn.Module | None = None
 
 
 @dataclass
@@ -191,21 +208,17 @@ def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> 
     return batch
 
 
-def _batch_len(batch: Any) -> int:
-    """Samples in a batch: a tensor's length; a tuple's or a dict's first field's; a list's own length."""
-    if isinstance(batch, torch.Tensor | list):
-        return len(batch)
-    if isinstance(batch, Mapping) and batch:
-        return _batch_len(next(iter(batch.values())))
-    if isinstance(batch, tuple) and batch:
-        return _batch_len(batch[0])
-    return 1
-
-
 def _set_compiled(model: nn.Module, call: Any) -> None:
     """Switch ``nn.Module.compile``'s compiled call on (``call``) or off (``None``); no-op if never compiled."""
     if getattr(model, "_compiled_call_impl", None) is not None or call is not None:
         model._compiled_call_impl = call
+
+
+def _set_training_call(model: nn.Module, compiled: Any, routed: nn.Module, route: Any) -> None:
+    """The calls of a training step: the compiled model, or ``routed`` through DDP (data parallel)."""
+    _set_compiled(model, compiled)
+    if routed is not model or route is not None:
+        _set_compiled(routed, route)
 
 
 def _is_conv_net(model: nn.Module) -> bool:
@@ -276,44 +289,78 @@ def _train(model: nn.Module, recipe: Recipe, cfg: TaskConfig, log: LogFn, checkp
             recipe.state.load_state_dict(state["task"])
         start_epoch, total_steps = state["epoch"] + 1, state["steps"]
 
-    count = recipe.samples or _batch_len
+    rank, world = distributed.rank_and_world()
+    parallel, routed, route = None, model, None
+    if world > 1:
+        if recipe.manual:
+            raise ValueError(
+                "a recipe with manual=True (its own optimiser updates, e.g. a GAN) cannot train data-parallel: "
+                "train it in one process"
+            )
+        routed = recipe.parallel_module if recipe.parallel_module is not None else model
+        parallel = distributed.DataParallel(routed, device, compiled if routed is model else None)
+        route = parallel.route
+        _set_training_call(model, compiled, routed, route)
+
+    count = recipe.samples or distributed.batch_size
     steps, seen, train_seconds = 0, 0, 0.0
     for epoch in range(start_epoch, cfg.epochs):
+        if parallel is not None:
+            # each rank its own dropout masks, a function of (seed, epoch, rank) alone: a resumed run
+            # draws what the interrupted one would have (the data and task generators are shared)
+            torch.manual_seed((cfg.seed * 1_000_003 + epoch) * 1_009 + rank)
         model.train()
         sums: dict[str, torch.Tensor] = {}
         n = 0
         t0 = time.perf_counter()
         for batch in itertools.islice(recipe.batches(gen), spe):  # islice never pulls a batch too many
+            seen += count(batch)  # the global batch: throughput counts every rank's samples
+            if parallel is not None:
+                batch, part = parallel.shard(batch, recipe.shard)
             batch = to_device(batch, device, channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
                 losses = recipe.step(batch, stepper) if recipe.manual else recipe.step(batch)
+            if parallel is not None:
+                # DDP averages the ranks' gradients; weighting each rank's mean loss by its share of
+                # the batch makes that average the gradient of the whole batch's mean loss
+                losses = {k: v * part for k, v in losses.items()}
             if not recipe.manual:
-                stepper.update(next(iter(losses.values())))
+                loss = next(iter(losses.values()))
+                stepper.update(loss * world if parallel is not None else loss)
             for k, v in losses.items():
                 v = v.detach().float()  # stays on the device: no host sync per step
                 sums[k] = sums[k] + v if k in sums else v
             n += 1
-            seen += count(batch)
         if use_cuda:
             torch.cuda.synchronize()
         train_seconds += time.perf_counter() - t0
         steps += n
         total_steps += n
         totals = torch.stack(list(sums.values())).tolist() if sums else []  # the epoch's one sync
+        if parallel is not None:
+            # the ranks' shares of each batch's mean loss add up to the whole batch's
+            totals = parallel.all_sum(totals).tolist() if totals else []
+            parallel.check_in_sync(epoch)
         metrics = {f"train_{k}": v / max(n, 1) for k, v in zip(sums, totals, strict=True)}
         for name, opt in optimizers.items():
             lr = schedulers[name].get_last_lr()[0] if name in schedulers else opt.param_groups[0]["lr"]
             metrics["lr" if len(optimizers) == 1 else f"lr_{name}"] = lr
         if recipe.validate is not None:
-            model.eval()
-            _set_compiled(model, None)  # validation shapes differ: run it eagerly
-            with torch.no_grad():
-                metrics.update({f"val_{k}": v for k, v in recipe.validate().items()})
-            _set_compiled(model, compiled)
+            val = None
+            if rank == 0:  # the replicas hold the same weights: one validation serves all
+                model.eval()
+                _set_training_call(model, None, routed, None)  # validation shapes differ: run it eagerly
+                with torch.no_grad():
+                    val = recipe.validate()
+                _set_training_call(model, compiled, routed, route)
+            if parallel is not None:
+                val = parallel.broadcast(val)
+            metrics.update({f"val_{k}": v for k, v in val.items()})
         if recipe.end_epoch is not None:
             recipe.end_epoch(epoch, metrics)
-        log(metrics, epoch)
-        if checkpoint is not None:
+        if rank == 0:
+            log(metrics, epoch)
+        if checkpoint is not None and rank == 0:
             state = {
                 "layout": LAYOUT,
                 "model": model.state_dict(),
@@ -324,7 +371,7 @@ def _train(model: nn.Module, recipe: Recipe, cfg: TaskConfig, log: LogFn, checkp
                 "task": recipe.state.state_dict() if recipe.state is not None else {},
             }
             save_checkpoint(checkpoint, state, generators=generators)
-    _set_compiled(model, None)  # eager from here on (evaluation, serving)
+    _set_training_call(model, None, routed, None)  # eager from here on (evaluation, serving)
     if channels_last:
         model.to(memory_format=torch.contiguous_format)
     model.eval()

@@ -18,6 +18,9 @@ Rules every task keeps (the contract tests check them over the whole registry):
 - Training goes through the engine only: a task writes :meth:`Task.training` (its batches and
   a step returning losses) and never its own loop; :meth:`Task.fit` is not overridden. The
   run is deterministic on CPU from ``cfg.seed`` and resumable bit-exactly from its checkpoint.
+- Data-parallel (``--nproc N``) comes free when the step computes its losses through the
+  model's forward on a batch the engine can split along its first dimension; otherwise the
+  recipe gives ``shard`` / ``parallel_module``, or the task sets ``single_process_reason``.
 - Nothing happens at import time: no folder created, no network, no heavy optional import.
 """
 
@@ -117,6 +120,9 @@ class Task(ABC):
     config_cls: ClassVar[type[TaskConfig]] = TaskConfig
     data_config_cls: ClassVar[type[DataConfig]] = DataConfig
     default_source: ClassVar[str]
+    # why ``--nproc N`` (data-parallel training) is refused, "" when the engine can split this
+    # task's batches between processes (see tasks_lib.core.distributed)
+    single_process_reason: ClassVar[str] = ""
     # profile -> {"data": {...}, "train": {...}}: "smoke" (tests, seconds), "quick" (CPU demo,
     # about a minute), "full" (GPU worker); all three present, each a valid config
     profiles: ClassVar[dict[str, dict[str, dict[str, Any]]]]

@@ -104,6 +104,11 @@ class GameControl(Task):
     config_cls = GameControlConfig
     data_config_cls = GameControlData
     default_source = "gymnasium"
+    single_process_reason = (
+        "PPO collects its rollouts inside the recipe's batches: every process would play the same "
+        "episodes, so splitting the minibatches saves nothing of the cost that dominates (data-parallel "
+        "PPO needs each rank to own its environments)"
+    )
     profiles = {
         "smoke": {"data": {"val_episodes": 2, "test_episodes": 4}, "train": {"epochs": 2, "rollouts_per_epoch": 2}},
         "quick": {"train": {"epochs": 10}},

@@ -73,6 +73,11 @@ class ImageGeneration(Task):
     config_cls = ImageGenerationConfig
     data_config_cls = ImageGenerationData
     default_source = "digits"
+    single_process_reason = (
+        "the GAN updates its generator and discriminator itself (manual=True, two optimisers through "
+        "the engine's Stepper, calling the sub-networks rather than the model's forward), which "
+        "DistributedDataParallel cannot average"
+    )
     profiles = {
         "smoke": {
             "data": {"max_samples": 600},

@@ -420,6 +420,7 @@ class ObjectTracking(Task):
             n_batches,
             schedule=engine.one_cycle(0.2),
             validate=lambda: self.evaluate(model, data, "val"),
+            parallel_module=model.detector,  # the step trains the detector through its own forward
         )
 
     # -- evaluation -------------------------------------------------------------

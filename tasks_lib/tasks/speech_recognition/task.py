@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import distributed, engine
 from tasks_lib.core.audio import (
     DIGIT_WORDS,
     audio_columns,
@@ -342,12 +342,20 @@ class SpeechRecognition(Task):
             )
             return {"loss": loss}
 
+        def shard(batch, rank: int, world: int):
+            """A rank's clips and their targets (concatenated, so not split along the clips)."""
+            wav, lens, feats, tgt, tgt_lens = batch
+            lo, hi = distributed.share(len(wav), rank, world)
+            ends = [0, *tgt_lens.cumsum(0).tolist()]
+            return wav[lo:hi], lens[lo:hi], feats[lo:hi], tgt[ends[lo] : ends[hi]], tgt_lens[lo:hi]
+
         return Recipe(
             batches,
             step,
             int(np.ceil(len(clips) / cfg.batch_size)),
             schedule=engine.one_cycle(0.15),
             validate=lambda: self._rates(model, data, "val"),
+            shard=shard,
         )
 
     # -- metrics ----------------------------------------------------------------------

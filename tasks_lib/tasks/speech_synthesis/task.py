@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.core import engine, refs
+from tasks_lib.core import distributed, engine, refs
 from tasks_lib.core.audio import (
     DIGIT_WORDS,
     audio_columns,
@@ -297,12 +297,18 @@ class SpeechSynthesis(Task):
             val = self._batch(data, "val", np.arange(len(data.rows["val"])), device)
             return {"loss": float(self._loss(model, val, mean, cfg))}
 
+        def shard(batch, rank: int, world: int):
+            """A rank's utterances, their mels cropped to the longest of them (the model's output length)."""
+            tok, dur, mel = distributed.split_batch(batch, rank, world)
+            return tok, dur, mel[..., : int(dur.sum(1).max())]
+
         return Recipe(
             batches,
             lambda batch: {"loss": self._loss(model, batch, mean, cfg)},
             n_batches,
             schedule=engine.one_cycle(0.15),
             validate=validate,
+            shard=shard,
         )
 
     # -- synthesis ----------------------------------------------------------------------
