@@ -6,10 +6,11 @@ Tolerances, and why:
 - text_classification without dropout (a bag of embeddings and a linear layer: no BatchNorm,
   no randomness inside the step): the two runs compute the same updates up to the order of
   floating-point sums, so the weights agree to 1e-4 and the test metrics are equal.
-- image_classification as its smoke profile runs (BatchNorm, dropout, augmentation): with two
+- A task with BatchNorm and dropout (image_classification) is not compared here: with two
   processes BatchNorm normalises each half-batch with its own statistics (as torchvision's
   references do without ``--sync-bn``) and each rank draws its own dropout masks, so the runs
-  differ like two seeds; the test accuracy agrees within 0.05 (6 of its 120 test images).
+  differ like two seeds (measured: accuracy 0.731 vs 0.706). Its data-parallel run is
+  covered end to end, through the flow, by tests/e2e/test_data_parallel.py.
 """
 
 from __future__ import annotations
@@ -48,10 +49,3 @@ def test_two_processes_match_one_without_batch_statistics_or_dropout(settings, t
     assert worst < 1e-4
     assert m2["accuracy"] == pytest.approx(m1["accuracy"], abs=1e-9)
 
-
-def test_two_processes_match_one_within_tolerance_with_batchnorm_and_dropout(settings, digits_smoke_dir):
-    _, _, m1 = _train(settings, "image_classification", digits_smoke_dir, 1)
-    _, _, m2 = _train(settings, "image_classification", digits_smoke_dir, 2)
-    print(f"image_classification accuracy: 1 process {m1['accuracy']:.4f}, 2 processes {m2['accuracy']:.4f}")
-    assert m2["accuracy"] == pytest.approx(m1["accuracy"], abs=0.05)
-    assert m2["accuracy"] > 0.5  # chance is 0.1
