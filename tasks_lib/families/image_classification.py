@@ -22,7 +22,7 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import TaskConfig
-from tasks_lib.core.data import SPLITS, read_info
+from tasks_lib.core.data import load_split_tensors, read_info
 from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
@@ -47,10 +47,7 @@ class ImageClassifierFamily(Task):
     request_fields = ("image", "array")
 
     def load(self, data_dir: Path) -> ImageData:
-        data_dir = Path(data_dir)
-        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
-        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
-        return ImageData(x=x, y=y, info=read_info(data_dir))
+        return ImageData(load_split_tensors(data_dir, "x"), load_split_tensors(data_dir, "y"), read_info(data_dir))
 
     @staticmethod
     def _normalise(x: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:

@@ -18,9 +18,17 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import (
+    SPLITS,
+    add_leak_column,
+    hash_split,
+    load_split_tensors,
+    read_info,
+    save_split_arrays,
+    sha1_bytes,
+)
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.scenes import (
@@ -144,8 +152,7 @@ class SegmentationFamily(Task):
                 y = np.where(y == IGNORE_INDEX, IGNORE_INDEX, (y > 0).astype(np.uint8)).astype(np.uint8)
             if dcfg.max_samples and len(x) > dcfg.max_samples:
                 x, y, decoded = x[: dcfg.max_samples], y[: dcfg.max_samples], decoded[: dcfg.max_samples]
-            np.save(out / f"{s}_x.npy", x)
-            np.save(out / f"{s}_y.npy", y)
+            save_split_arrays(out, s, x=x, y=y)
             train_x = x if s == "train" else train_x
             flat = y.reshape(len(y), -1)
             valid = flat != IGNORE_INDEX
@@ -188,54 +195,28 @@ class SegmentationFamily(Task):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         h, w, c = info["image_shape"]
         lo, hi = info["coverage_bounds"]
+        n = len(info["classes"])
         exp = [
             Expectation("expect_table_row_count_to_be_between", {"min_value": 30}, "too few samples to train on"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "decoded", "value_set": [True]},
-                "every image and mask file decodes",
+            expect.in_set("decoded", [True], "every image and mask file decodes"),
+            expect.in_set("height", [h], "one image size"),
+            expect.in_set("width", [w], "one image size"),
+            expect.in_set("channels", [c], "RGB"),
+            expect.in_set("mask_height", [h], "mask fits image"),
+            expect.in_set("mask_width", [w], "mask fits image"),
+            expect.in_set("mask_bad_values", [0], f"mask values index the {n} classes (or {IGNORE_INDEX} = ignore)"),
+            expect.between(
+                "coverage", lo, hi, "foreground covers a plausible share of each image (no empty or all-object masks)"
             ),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [h]}, "one image size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [w]}, "one image size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [c]}, "RGB"),
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": "mask_height", "value_set": [h]}, "mask fits image"
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": "mask_width", "value_set": [w]}, "mask fits image"
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "mask_bad_values", "value_set": [0]},
-                f"mask values index the {len(info['classes'])} classes (or {IGNORE_INDEX} = ignore)",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "coverage", "min_value": lo, "max_value": hi},
-                "foreground covers a plausible share of each image (no empty or all-object masks)",
-            ),
-            all_splits_present(),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (test leakage)",
-            ),
+            expect.all_splits(),
+            expect.no_leak("no image in two splits (test leakage)"),
         ]
         if info["source"] == "scenes":
-            exp.append(
-                Expectation(
-                    "expect_column_values_to_be_between",
-                    {"column": "n_classes_in_mask", "min_value": 2, "max_value": len(info["classes"])},
-                    "each scene shows background and at least one object",
-                )
-            )
+            exp.append(expect.between("n_classes_in_mask", 2, n, "each scene shows background and at least one object"))
         return exp
 
     def load(self, data_dir: Path) -> SceneArrays:
-        data_dir = Path(data_dir)
-        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
-        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
-        return SceneArrays(x=x, y=y, info=read_info(data_dir))
+        return SceneArrays(load_split_tensors(data_dir, "x"), load_split_tensors(data_dir, "y"), read_info(data_dir))
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: SegmentationConfig, info: dict[str, Any]) -> nn.Module:

@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine, synthetic
+from tasks_lib.core import engine, expect, synthetic
 from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
@@ -231,7 +231,7 @@ class ObjectDetection(Task):
         generated = info["source"] == "scenes"
         exp = [
             Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few images to train on"),
-            all_splits_present(),
+            expect.all_splits(),
             Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one input size"),
             Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one input size"),
             Expectation(

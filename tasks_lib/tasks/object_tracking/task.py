@@ -25,10 +25,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine, refs
+from tasks_lib.core import engine, expect, refs
 from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.registry import register
@@ -302,7 +302,7 @@ class ObjectTracking(Task):
 
         exp = [
             Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few frames to train on"),
-            all_splits_present(),
+            expect.all_splits(),
             Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one frame size"),
             Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one frame size"),
             between("fps", 1, 240, "a plausible frame rate (seqinfo.ini frameRate)"),

@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import image_from_request, png_bytes
 from tasks_lib.core.recipes import supervised
@@ -254,7 +254,7 @@ class PoseEstimation(Task):
             Expectation(between, {"column": "box_w", "min_value": 1, "max_value": 2 * s}, "positive box width"),
             Expectation(between, {"column": "box_h", "min_value": 1, "max_value": 2 * s}, "positive box height"),
             Expectation(between, {"column": "box_area", "min_value": 1}, "positive box area"),
-            all_splits_present(),
+            expect.all_splits(),
             Expectation(
                 "expect_column_values_to_be_in_set",
                 {"column": "splits_with_same_content", "value_set": [1]},
