@@ -216,9 +216,7 @@ class TextClassifierBase(Task):
     """
 
     metric = "accuracy"
-    greater_is_better = True
     request_fields = ("text", "texts")
-    batchable = True
     data_config_cls = TextClassificationData
     max_text_chars: int = 2000  # manifest bound; requests may be longer (truncated to max_tokens words)
 

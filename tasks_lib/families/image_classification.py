@@ -43,7 +43,6 @@ class ImageClassifierFamily(Task):
     """Shared base (not registered): class labels of NHWC uint8 images, scored by accuracy."""
 
     metric = "accuracy"
-    greater_is_better = True
     request_fields = ("image", "array")
 
     def load(self, data_dir: Path) -> ImageData:

@@ -201,7 +201,6 @@ class VideoFamily(Task):
     """Shared base (not registered): classes of clips from a (2+1)D CNN; subclasses add ``generate``."""
 
     metric = "accuracy"
-    greater_is_better = True
     request_fields = ("array",)
     config_cls = VideoConfig
     data_config_cls = VideoData

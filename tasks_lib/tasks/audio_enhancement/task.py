@@ -154,7 +154,6 @@ class AudioEnhancement(Task):
     name = "audio_enhancement"
     seed_sections = (18,)
     metric = "si_sdr_improvement"
-    greater_is_better = True
     request_fields = ("audio",)
     output_media = "audio/wav"
     batchable = False

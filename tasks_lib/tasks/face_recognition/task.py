@@ -108,7 +108,6 @@ class FaceRecognition(Task):
     name = "face_recognition"
     seed_sections = (2,)
     metric = "accuracy"
-    greater_is_better = True
     request_fields = ("image",)
     config_cls = FaceConfig
     data_config_cls = FaceData

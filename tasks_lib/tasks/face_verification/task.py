@@ -93,9 +93,7 @@ class FaceVerification(Task):
     name = "face_verification"
     seed_sections = (9,)
     metric = "roc_auc"
-    greater_is_better = True
     request_fields = ("image", "image2")
-    output_media = None
     batchable = False  # a request is one image (-> embedding) or a pair (-> same?): items differ in kind
     config_cls = FaceConfig
     data_config_cls = FaceData

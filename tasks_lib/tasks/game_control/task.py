@@ -99,7 +99,6 @@ class GameControl(Task):
     name = "game_control"
     seed_sections = (8,)
     metric = "mean_return"
-    greater_is_better = True
     request_fields = ("array",)
     config_cls = GameControlConfig
     data_config_cls = GameControlData

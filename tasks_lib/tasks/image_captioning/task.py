@@ -113,7 +113,6 @@ class ImageCaptioning(Task):
     name = "image_captioning"
     seed_sections = (5,)
     metric = "bleu4"
-    greater_is_better = True
     request_fields = ("image", "array", "options")
     batchable = True  # every request is resized to image_size; the beam width rides in the row
     config_cls = CaptionConfig

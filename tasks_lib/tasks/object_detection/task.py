@@ -87,7 +87,6 @@ class ObjectDetection(Task):
     name = "object_detection"
     seed_sections = (4,)
     metric = "map"
-    greater_is_better = True
     request_fields = ("image", "array")
     batchable = True  # every request is resized to image_size (boxes scaled back), so items stack
     config_cls = DetectionConfig

@@ -121,7 +121,6 @@ class ObjectTracking(Task):
     name = "object_tracking"
     seed_sections = (13,)
     metric = "mota"
-    greater_is_better = True
     request_fields = ("array",)
     batchable = False  # clips differ in length and frame size
     config_cls = TrackingConfig

@@ -141,7 +141,6 @@ class PoseEstimation(Task):
     name = "pose_estimation"
     seed_sections = (21,)
     metric = "pck_0.1"
-    greater_is_better = True
     request_fields = ("image",)
     config_cls = PoseConfig
     data_config_cls = PoseData

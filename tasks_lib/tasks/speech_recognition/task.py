@@ -126,7 +126,6 @@ class SpeechRecognition(Task):
     metric = "wer"
     greater_is_better = False
     request_fields = ("audio",)
-    output_media = None
     batchable = False
     config_cls = SpeechRecognitionConfig
     data_config_cls = SpeechRecognitionData
