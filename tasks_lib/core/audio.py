@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tasks_lib.core import expect
 from tasks_lib.core.errors import InvalidInput
 
 MAX_WAV_BYTES = 5 * 1024 * 1024
@@ -119,34 +120,13 @@ def audio_columns(clips: Sequence[np.ndarray], sample_rate: int) -> dict[str, li
 
 def audio_expectations(sample_rate: int, min_s: float, max_s: float, min_rms_db: float = -50.0) -> list:
     """Expectations every audio manifest built with :func:`audio_columns` must meet."""
-    from tasks_lib.core.task import Expectation
 
     return [
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "sample_rate", "value_set": [sample_rate]},
-            f"the model takes {sample_rate} Hz audio only",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "duration_s", "min_value": min_s, "max_value": max_s},
-            "clips too short carry no word, too long ones blow memory",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "clipped_fraction", "min_value": 0.0, "max_value": MAX_CLIPPED_FRACTION},
-            "clipped recordings are distorted",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "rms_db", "min_value": min_rms_db, "max_value": 0.0},
-            "a silent clip (or a broken file) has nothing to learn from",
-        ),
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "splits_with_same_content", "value_set": [1]},
-            "a clip in two splits leaks test data into training",
-        ),
+        expect.in_set("sample_rate", [sample_rate], f"the model takes {sample_rate} Hz audio only"),
+        expect.between("duration_s", min_s, max_s, "clips too short carry no word, too long ones blow memory"),
+        expect.between("clipped_fraction", 0.0, MAX_CLIPPED_FRACTION, "clipped recordings are distorted"),
+        expect.between("rms_db", min_rms_db, 0.0, "a silent clip (or a broken file) has nothing to learn from"),
+        expect.no_leak("a clip in two splits leaks test data into training"),
     ]
 
 

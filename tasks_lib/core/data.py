@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,21 @@ def save_split_arrays(out: Path, split: str, **arrays: np.ndarray) -> None:
 def load_split_tensors(data_dir: Path, name: str) -> dict[str, torch.Tensor]:
     """Per split, ``data_dir/{split}_{name}.npy`` as a tensor (what :func:`save_split_arrays` wrote)."""
     return {s: torch.from_numpy(np.load(Path(data_dir) / f"{s}_{name}.npy")) for s in SPLITS}
+
+
+@dataclass
+class SplitTensors:
+    """Prepared arrays in memory, per split: inputs ``x`` and targets ``y`` (as :func:`save_split_arrays`
+    wrote them under the names ``x`` and ``y``) and the folder's ``info``."""
+
+    x: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor]
+    info: dict[str, Any]
+
+    @classmethod
+    def load(cls, data_dir: Path):
+        """The prepared folder ``data_dir`` read back."""
+        return cls(load_split_tensors(data_dir, "x"), load_split_tensors(data_dir, "y"), read_info(data_dir))
 
 
 def write_labelled_images(

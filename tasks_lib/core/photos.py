@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from tasks_lib.core import expect
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.engine import Recipe, one_cycle
@@ -350,49 +351,19 @@ def photo_expectations(info: dict[str, Any], ratio: int = 1, min_side: int = 16)
             "train, val and test photos all present",
         ),
         Expectation("expect_column_values_to_be_unique", {"column": "photo"}, "a photo is in one split only"),
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "splits_with_same_content", "value_set": [1]},
-            "no photo content in two splits (test photos are held out, not patches of training photos)",
-        ),
-        Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [3]}, "RGB"),
-        Expectation("expect_column_values_to_be_in_set", {"column": "dtype", "value_set": ["uint8"]}, "8-bit"),
-        Expectation("expect_column_values_to_be_between", {"column": "pixel_min", "min_value": 0, "max_value": 255}),
-        Expectation("expect_column_values_to_be_between", {"column": "pixel_max", "min_value": 1, "max_value": 255}),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "input_pixel_min", "min_value": 0, "max_value": 255},
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "input_pixel_max", "min_value": 1, "max_value": 255},
-            "an input that is all black carries nothing to restore",
-        ),
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "decodes", "value_set": [True]},
-            "every written PNG decodes again",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "height", "min_value": min_side},
-            f"photos at least {min_side} px",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "width", "min_value": min_side},
-            f"photos at least {min_side} px",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "size_ratio", "min_value": ratio, "max_value": ratio},
-            f"target is {ratio}x the input in size",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "n_patches", "min_value": 1},
-            "every training photo is large enough to give patches",
-            where={"split": "train"},
+        expect.no_leak("no photo content in two splits (test photos are held out, not patches of training photos)"),
+        expect.in_set("channels", [3], "RGB"),
+        expect.in_set("dtype", ["uint8"], "8-bit"),
+        expect.between("pixel_min", 0, 255),
+        expect.between("pixel_max", 1, 255),
+        expect.between("input_pixel_min", 0, 255),
+        expect.between("input_pixel_max", 1, 255, "an input that is all black carries nothing to restore"),
+        expect.in_set("decodes", [True], "every written PNG decodes again"),
+        expect.between("height", min_side, None, f"photos at least {min_side} px"),
+        expect.between("width", min_side, None, f"photos at least {min_side} px"),
+        expect.between("size_ratio", ratio, ratio, f"target is {ratio}x the input in size"),
+        expect.between(
+            "n_patches", 1, None, "every training photo is large enough to give patches", {"split": "train"}
         ),
     ]
 

@@ -173,17 +173,9 @@ def text_expectations(info: dict[str, Any], min_chars: int, max_chars: int, min_
     return [
         Expectation("expect_table_row_count_to_be_between", {"min_value": min_rows}, "too few samples to train on"),
         Expectation("expect_column_values_to_not_be_null", {"column": "text"}, "every sample has text"),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "n_chars", "min_value": min_chars, "max_value": max_chars},
-            f"texts are non-empty and at most {max_chars} characters",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "n_tokens", "min_value": 1},
-            "every text has at least one token",
-        ),
-        Expectation("expect_column_values_to_be_in_set", {"column": "utf8_valid", "value_set": [True]}, "valid UTF-8"),
+        expect.between("n_chars", min_chars, max_chars, f"texts are non-empty and at most {max_chars} characters"),
+        expect.between("n_tokens", 1, None, "every text has at least one token"),
+        expect.in_set("utf8_valid", [True], "valid UTF-8"),
         expect.all_splits(),
         Expectation("expect_column_values_to_be_unique", {"column": "sha1"}, "exact duplicates removed"),
         expect.no_leak("no text in two splits (test leakage)"),

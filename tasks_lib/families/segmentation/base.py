@@ -22,14 +22,13 @@ from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import (
     SPLITS,
+    SplitTensors,
     add_leak_column,
     hash_split,
-    load_split_tensors,
-    read_info,
     save_split_arrays,
     sha1_bytes,
 )
-from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
+from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes, to_model_array
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.scenes import (
     IGNORE_INDEX,
@@ -67,13 +66,8 @@ class SegmentationConfig(TaskConfig):
     depth: int = 3  # downsamplings
 
 
-@dataclass
-class SceneArrays:
+class SceneArrays(SplitTensors):
     """Prepared scenes in memory: uint8 NHWC images and uint8 NHW masks per split."""
-
-    x: dict[str, torch.Tensor]
-    y: dict[str, torch.Tensor]
-    info: dict[str, Any]
 
 
 class SegmentationFamily(Task):
@@ -216,18 +210,11 @@ class SegmentationFamily(Task):
         return exp
 
     def load(self, data_dir: Path) -> SceneArrays:
-        return SceneArrays(load_split_tensors(data_dir, "x"), load_split_tensors(data_dir, "y"), read_info(data_dir))
+        return SceneArrays.load(data_dir)
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: SegmentationConfig, info: dict[str, Any]) -> nn.Module:
         return UNet(info["image_shape"][2], len(info["classes"]), cfg.width, cfg.depth)
-
-    @staticmethod
-    def _normalise(x: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
-        """uint8 NHWC -> normalised float NCHW."""
-        mean = torch.tensor(info["mean"], device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
-        return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
 
     def training(self, model: nn.Module, data: SceneArrays, cfg: SegmentationConfig) -> Recipe:
         info = data.info
@@ -238,12 +225,12 @@ class SegmentationFamily(Task):
             data.y["train"].long(),
             cfg,
             lambda logits, y: ce(logits.float(), y),
-            prepare_batch=lambda x, gen: self._normalise(x, info),
+            prepare_batch=lambda x, gen: normalise_nhwc(x, info),
             validate=lambda: self.evaluate(model, data, "val", per_class=False),
         )
 
     def _predict_masks(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
-        logits = engine.predict_batches(model, x, batch_size=128, prepare=lambda b: self._normalise(b, info))
+        logits = engine.predict_batches(model, x, batch_size=128, prepare=lambda b: normalise_nhwc(b, info))
         return logits.argmax(1).numpy().astype(np.uint8)
 
     def _scores(self, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, per_class: bool) -> dict[str, float]:

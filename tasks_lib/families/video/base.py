@@ -23,10 +23,9 @@ from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import (
     SPLITS,
+    SplitTensors,
     add_leak_column,
     hash_split,
-    load_split_tensors,
-    read_info,
     save_split_arrays,
     sha1_bytes,
     subsample,
@@ -64,13 +63,8 @@ class VideoConfig(TaskConfig):
     dropout: float = 0.1
 
 
-@dataclass
-class ClipData:
+class ClipData(SplitTensors):
     """Clips in memory: uint8 (N, T, H, W, 3) and int64 labels per split."""
-
-    x: dict[str, torch.Tensor]
-    y: dict[str, torch.Tensor]
-    info: dict[str, Any]
 
 
 # -- clip helpers --------------------------------------------------------------------------
@@ -277,7 +271,7 @@ class VideoFamily(Task):
         return exp
 
     def load(self, data_dir: Path) -> ClipData:
-        return ClipData(load_split_tensors(data_dir, "x"), load_split_tensors(data_dir, "y"), read_info(data_dir))
+        return ClipData.load(data_dir)
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: VideoConfig, info: dict[str, Any]) -> nn.Module:

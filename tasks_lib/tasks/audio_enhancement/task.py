@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.audio import (
     audio_columns,
     audio_expectations,
@@ -239,21 +239,9 @@ class AudioEnhancement(Task):
         return [
             *audio_expectations(info["sample_rate"], 0.1, 5.0, min_rms_db=-60.0),
             Expectation("expect_table_row_count_to_be_between", {"min_value": 50}, "too few mixtures to train"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "noise", "value_set": info["noises"]},
-                "known noise types only",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "snr_db", "min_value": lo, "max_value": hi},
-                "mixtures stay in the configured SNR range",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "clean_rms_db", "min_value": -60.0, "max_value": 0.0},
-                "the target speech is not silent",
-            ),
+            expect.in_set("noise", info["noises"], "known noise types only"),
+            expect.between("snr_db", lo, hi, "mixtures stay in the configured SNR range"),
+            expect.between("clean_rms_db", -60.0, 0.0, "the target speech is not silent"),
             Expectation(
                 "expect_column_distinct_values_to_contain_set",
                 {"column": "noise", "value_set": info["noises"]},

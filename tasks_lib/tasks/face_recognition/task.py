@@ -17,11 +17,10 @@ from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import (
     SPLITS,
+    SplitTensors,
     add_leak_column,
     first_copies,
     hash_split,
-    load_split_tensors,
-    read_info,
     save_split_arrays,
     subsample,
 )
@@ -94,11 +93,8 @@ def binary_metrics(y: np.ndarray, p_face: np.ndarray) -> dict[str, float]:
     }
 
 
-@dataclass
-class FaceSet:
-    x: dict[str, torch.Tensor]  # uint8 N x S x S
-    y: dict[str, torch.Tensor]
-    info: dict[str, Any]
+class FaceSet(SplitTensors):
+    """Prepared arrays in memory: uint8 N x S x S per split."""
 
 
 @register
@@ -215,7 +211,7 @@ class FaceRecognition(Task):
         ]
 
     def load(self, data_dir: Path) -> FaceSet:
-        return FaceSet(load_split_tensors(data_dir, "x"), load_split_tensors(data_dir, "y"), read_info(data_dir))
+        return FaceSet.load(data_dir)
 
     # -- model ----------------------------------------------------------------------------
     def build_model(self, cfg: FaceConfig, info: dict[str, Any]) -> nn.Module:

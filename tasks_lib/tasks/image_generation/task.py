@@ -17,10 +17,9 @@ from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import (
     SPLITS,
+    SplitTensors,
     first_copies,
     hash_split,
-    load_split_tensors,
-    read_info,
     subsample,
     write_labelled_images,
 )
@@ -59,10 +58,9 @@ class ImageGenerationConfig(TaskConfig):
 
 
 @dataclass
-class GenData:
-    x: dict[str, torch.Tensor]  # uint8 N x 32 x 32 x 1
-    y: dict[str, torch.Tensor]
-    info: dict[str, Any]
+class GenData(SplitTensors):
+    """Prepared arrays in memory: uint8 N x 32 x 32 x 1 per split."""
+
     judged_by: DCGAN | None = field(default=None, repr=False)  # set by evaluate: baseline uses the same judge
 
 
@@ -144,7 +142,7 @@ class ImageGeneration(Task):
         ]
 
     def load(self, data_dir: Path) -> GenData:
-        return GenData(load_split_tensors(data_dir, "x"), load_split_tensors(data_dir, "y"), read_info(data_dir))
+        return GenData.load(data_dir)
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: ImageGenerationConfig, info: dict[str, Any]) -> nn.Module:

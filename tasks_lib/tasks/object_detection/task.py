@@ -231,37 +231,20 @@ class ObjectDetection(Task):
         exp = [
             Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few images to train on"),
             expect.all_splits(),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one input size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one input size"),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "n_objects", "min_value": 1 if generated else 0, "max_value": 100},
+            expect.in_set("height", [s], "one input size"),
+            expect.in_set("width", [s], "one input size"),
+            expect.between(
+                "n_objects",
+                1 if generated else 0,
+                100,
                 "every generated scene holds an object; at most 100 (COCO's maxDets)",
             ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "min_label", "min_value": 0, "max_value": n - 1},
-                f"labels index the {n} classes",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "max_label", "min_value": 0, "max_value": n - 1},
-                f"labels index the {n} classes",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (test leakage)",
-            ),
+            expect.between("min_label", 0, n - 1, f"labels index the {n} classes"),
+            expect.between("max_label", 0, n - 1, f"labels index the {n} classes"),
+            expect.no_leak("no image in two splits (test leakage)"),
         ]
         for col, hi in (("box_x_min", s), ("box_y_min", s), ("box_x_max", s), ("box_y_max", s)):
-            exp.append(
-                Expectation(
-                    "expect_column_values_to_be_between",
-                    {"column": col, "min_value": 0, "max_value": hi},
-                    "boxes lie inside the image",
-                )
-            )
+            exp.append(expect.between(col, 0, hi, "boxes lie inside the image"))
         for col in ("min_box_width", "min_box_height"):
             exp.append(
                 Expectation(

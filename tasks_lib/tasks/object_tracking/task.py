@@ -302,48 +302,24 @@ class ObjectTracking(Task):
         exp = [
             Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few frames to train on"),
             expect.all_splits(),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one frame size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one frame size"),
+            expect.in_set("height", [s], "one frame size"),
+            expect.in_set("width", [s], "one frame size"),
             between("fps", 1, 240, "a plausible frame rate (seqinfo.ini frameRate)"),
             between("frame", 1, 100000, "frames are numbered from 1"),
             between("seq_length", 2, 100000, "a sequence has at least two frames to track over"),
             between("n_boxes", 0, 200, "at most 200 objects in a frame"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "missing_frames", "value_set": [0]},
-                "every frame seqinfo.ini announces (seqLength) is in img1/",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "gt_rows_outside", "value_set": [0]},
-                "every gt.txt row belongs to a frame of the sequence",
-            ),
+            expect.in_set("missing_frames", [0], "every frame seqinfo.ini announces (seqLength) is in img1/"),
+            expect.in_set("gt_rows_outside", [0], "every gt.txt row belongs to a frame of the sequence"),
             between("min_class", 1, n, f"classes index the {n} classes (1-based, as in MOT)"),
             between("max_class", 1, n, f"classes index the {n} classes (1-based, as in MOT)"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "repeated_ids", "value_set": [0]},
-                "one box per (frame, id): an id twice in a frame breaks tracks",
-            ),
+            expect.in_set("repeated_ids", [0], "one box per (frame, id): an id twice in a frame breaks tracks"),
             between("max_id_jump", 0, 0.5 * s, "an id does not jump across the image between consecutive frames"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no sequence in two splits (test leakage)",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_name", "value_set": [1]},
-                "no sequence name in two splits",
-            ),
+            expect.no_leak("no sequence in two splits (test leakage)"),
+            expect.in_set("splits_with_same_name", [1], "no sequence name in two splits"),
         ]
         if info.get("n_frames"):
             exp.append(
-                Expectation(
-                    "expect_column_values_to_be_in_set",
-                    {"column": "seq_length", "value_set": [info["n_frames"]]},
-                    "every generated sequence has its configured length",
-                )
+                expect.in_set("seq_length", [info["n_frames"]], "every generated sequence has its configured length")
             )
         for col in ("box_x_min", "box_y_min", "box_x_max", "box_y_max"):
             exp.append(between(col, 0, s, "boxes lie inside the image"))

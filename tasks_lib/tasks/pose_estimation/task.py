@@ -23,7 +23,7 @@ from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.figures import _pyplot
-from tasks_lib.core.images import image_from_request, png_bytes
+from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
 from tasks_lib.core.render import BONES, JOINTS, pose_sample
@@ -242,9 +242,9 @@ class PoseEstimation(Task):
         between = "expect_column_values_to_be_between"
         return [
             Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few figures to train on"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [3]}, "RGB"),
+            expect.in_set("height", [s], "one size"),
+            expect.in_set("width", [s], "one size"),
+            expect.in_set("channels", [3], "RGB"),
             Expectation(between, {"column": "n_visible", "min_value": 1, "max_value": k}, "some joint labelled"),
             *[
                 Expectation(between, {"column": c, "min_value": 0, "max_value": s}, "keypoints inside the image")
@@ -254,11 +254,7 @@ class PoseEstimation(Task):
             Expectation(between, {"column": "box_h", "min_value": 1, "max_value": 2 * s}, "positive box height"),
             Expectation(between, {"column": "box_area", "min_value": 1}, "positive box area"),
             expect.all_splits(),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (test leakage)",
-            ),
+            expect.no_leak("no image in two splits (test leakage)"),
         ]
 
     def load(self, data_dir: Path) -> PoseSet:
@@ -274,12 +270,6 @@ class PoseEstimation(Task):
     def build_model(self, cfg: PoseConfig, info: dict[str, Any]) -> nn.Module:
         return HeatmapNet(len(info["joints"]), cfg.width)
 
-    @staticmethod
-    def _normalise(x: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
-        mean = torch.tensor(info["mean"], device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
-        return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
-
     def training(self, model: nn.Module, data: PoseSet, cfg: PoseConfig) -> Recipe:
         def loss(hm: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
             target = heatmap_targets(kp, hm.shape[-2:], HeatmapNet.stride, cfg.sigma)
@@ -292,12 +282,12 @@ class PoseEstimation(Task):
             data.kp["train"],
             cfg,
             loss,
-            prepare_batch=lambda b, g: self._normalise(b, data.info),
+            prepare_batch=lambda b, g: normalise_nhwc(b, data.info),
             validate=lambda: self.evaluate(model, data, "val"),
         )
 
     def _predict(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        hm = engine.predict_batches(model, x, batch_size=256, prepare=lambda b: self._normalise(b, info))
+        hm = engine.predict_batches(model, x, batch_size=256, prepare=lambda b: normalise_nhwc(b, info))
         return decode_heatmaps(hm, HeatmapNet.stride)
 
     def _scores(self, pred: np.ndarray, data: PoseSet, split: str) -> dict[str, float]:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.audio import (
     DIGIT_WORDS,
     audio_columns,
@@ -243,11 +243,7 @@ class SpeechRecognition(Task):
                 {"column": "text", "regex": rf"^[{chars}]+( [{chars}]+)*$"},
                 "transcripts use the model's characters only, single spaces, no padding",
             ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "n_chars", "min_value": 3, "max_value": 80},
-                "CTC needs fewer characters than output frames",
-            ),
+            expect.between("n_chars", 3, 80, "CTC needs fewer characters than output frames"),
             Expectation(
                 "expect_column_values_to_not_be_in_set",
                 {"column": "speaker", "value_set": [info["heldout_speaker"]]},
