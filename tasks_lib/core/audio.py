@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from tasks_lib.core import expect
+from tasks_lib.core.data import subsample
 from tasks_lib.core.errors import InvalidInput
+from tasks_lib.core.task import DataSource
 
 MAX_WAV_BYTES = 5 * 1024 * 1024
 CLIP_LEVEL = 0.999  # |sample| at or above this (full scale = 1) counts as clipped
@@ -186,6 +188,29 @@ def read_fsdd(folder: Path, sample_rate: int = 8000) -> list[dict]:
     if not rows:
         raise FileNotFoundError(f"{folder} holds no FSDD recordings")
     return rows
+
+
+FSDD_LAYOUT = "FSDD recordings ({digit}_{speaker}_{index}.wav, 8 kHz) from --path or the dataset mirror"
+
+
+def fsdd_source(name: str, extra: str) -> DataSource:
+    """A task's source that reads FSDD (from --path or the mirror) and adds ``extra`` (how, in words)."""
+    return DataSource(name, f"{FSDD_LAYOUT}, {extra}", "mirror")
+
+
+def fsdd_recordings(path: str, sample_rate: int, max_samples: int, seed: int, max_index: int = 0) -> list[dict]:
+    """The FSDD recordings (:func:`read_fsdd`) of index below ``max_index`` (0: all), then a seeded
+    random ``max_samples`` of them (0: all), in name order."""
+    recordings = read_fsdd(locate_fsdd(path), sample_rate)
+    if max_index:
+        recordings = [r for r in recordings if r["index"] < max_index]
+    keep = subsample(len(recordings), max_samples, seed)
+    return recordings if keep is None else [recordings[i] for i in keep]
+
+
+def fsdd_split(index: int, val_indices: int) -> str:
+    """FSDD's own split by recording index: 0-4 test, the next ``val_indices`` validation, the rest train."""
+    return "test" if index < 5 else "val" if index < 5 + val_indices else "train"
 
 
 # -- espeak-ng -------------------------------------------------------------------------

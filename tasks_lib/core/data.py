@@ -116,14 +116,15 @@ def write_labelled_images(
     columns: Callable[[np.ndarray, np.ndarray], dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Per split, its images (uint8 NHWC) and labels as ``{split}_x.npy`` / ``{split}_y.npy`` under ``out``;
-    returns the manifest: sample id, split, label, height, width, channels, dtype, the task's own
-    ``columns(images, indices)``, sha1 and the leak column."""
+    returns the manifest: sample id, split, label, height, width, channels, dtype, pixel range, the
+    task's own ``columns(images, indices)``, sha1 and the leak column."""
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for s in SPLITS:
         idx = np.flatnonzero(split == s)
         xs = x[idx]
         save_split_arrays(out, s, x=xs, y=y[idx])
+        flat = xs.reshape(len(xs), -1) if len(xs) else np.zeros((0, 1), x.dtype)
         rows.append(
             pd.DataFrame(
                 {
@@ -134,6 +135,8 @@ def write_labelled_images(
                     "width": xs.shape[2],
                     "channels": xs.shape[3],
                     "dtype": str(xs.dtype),
+                    "pixel_min": flat.min(axis=1),
+                    "pixel_max": flat.max(axis=1),
                     **(columns(xs, idx) if columns is not None else {}),
                     "sha1": hashes[idx],
                 }

@@ -18,12 +18,13 @@ from tasks_lib.core.audio import (
     audio_expectations,
     babble_noise,
     decode_wav,
+    fsdd_recordings,
+    fsdd_source,
+    fsdd_split,
     hum_noise,
     load_clips,
-    locate_fsdd,
     mix_at_snr,
     pink_noise,
-    read_fsdd,
     save_clips,
     si_sdr,
     si_sdr_torch,
@@ -170,23 +171,13 @@ class AudioEnhancement(Task):
     }
 
     def sources(self) -> dict[str, DataSource]:
-        return {
-            "fsdd_noise": DataSource(
-                "fsdd_noise",
-                "FSDD recordings ({digit}_{speaker}_{index}.wav, 8 kHz) from --path or the dataset mirror, "
-                "mixed with white, pink, babble and hum noise",
-                "mirror",
-            )
-        }
+        return {"fsdd_noise": fsdd_source("fsdd_noise", "mixed with white, pink, babble and hum noise")}
 
     # -- data -------------------------------------------------------------------------
     def prepare(self, dcfg: AudioEnhancementData, out: Path) -> Prepared:
-        recordings = read_fsdd(locate_fsdd(dcfg.path), SAMPLE_RATE)
-        if dcfg.max_samples and len(recordings) > dcfg.max_samples:
-            keep = np.random.default_rng(dcfg.split_seed).choice(len(recordings), dcfg.max_samples, replace=False)
-            recordings = [recordings[i] for i in sorted(keep)]
+        recordings = fsdd_recordings(dcfg.path, SAMPLE_RATE, dcfg.max_samples, dcfg.split_seed)
         for r in recordings:
-            r["split"] = "test" if r["index"] < 5 else "val" if r["index"] < 5 + dcfg.val_indices else "train"
+            r["split"] = fsdd_split(r["index"], dcfg.val_indices)
         rng = np.random.default_rng(dcfg.mix_seed)
         out.mkdir(parents=True, exist_ok=True)
         frames = []

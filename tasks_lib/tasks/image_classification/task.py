@@ -117,14 +117,8 @@ class ImageClassification(ImageClassifierFamily):
             train_idx = np.flatnonzero(split == "train")
             split[train_idx] = hash_split(hashes[train_idx], dcfg.val_fraction, 0.0, dcfg.split_seed)
 
-        def pixel_columns(xs: np.ndarray, _idx: np.ndarray) -> dict[str, Any]:
-            return {
-                "pixel_min": xs.reshape(len(xs), -1).min(axis=1) if len(xs) else [],
-                "pixel_max": xs.reshape(len(xs), -1).max(axis=1) if len(xs) else [],
-                "has_nan": False,  # uint8 cannot hold NaN; float sources would set it
-            }
-
-        manifest = write_labelled_images(out, x, y, split, hashes, pixel_columns)
+        # uint8 cannot hold NaN; float sources would set it
+        manifest = write_labelled_images(out, x, y, split, hashes, lambda xs, idx: {"has_nan": False})
         train_x = torch.from_numpy(x[split == "train"]).float() / 255
         info = {
             "source": dcfg.source,

@@ -107,15 +107,11 @@ class ImageGeneration(Task):
             x, y, hashes = x[pick], y[pick], hashes[pick]
         split = hash_split(hashes, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)  # stable under growth
 
-        def pixel_columns(xs: np.ndarray, _idx: np.ndarray) -> dict[str, Any]:
-            flat = xs.reshape(len(xs), -1)
-            return {
-                "pixel_min": flat.min(axis=1),
-                "pixel_max": flat.max(axis=1),
-                "ink_fraction": (flat > 127).mean(axis=1).round(4),  # a blank or saturated image is broken
-            }
+        def ink(xs: np.ndarray, _idx: np.ndarray) -> dict[str, Any]:
+            # a blank or saturated image is broken
+            return {"ink_fraction": (xs.reshape(len(xs), -1) > 127).mean(axis=1).round(4)}
 
-        manifest = write_labelled_images(out, x, y, split, hashes, pixel_columns)
+        manifest = write_labelled_images(out, x, y, split, hashes, ink)
         info = {
             "source": dcfg.source,
             "classes": [str(c) for c in range(10)],

@@ -20,12 +20,13 @@ from tasks_lib.core.audio import (
     decode_wav,
     dtw_costs,
     espeak_many,
+    fsdd_recordings,
+    fsdd_source,
+    fsdd_split,
     load_clips,
-    locate_fsdd,
     mfcc,
     mix_at_snr,
     pink_noise,
-    read_fsdd,
     save_clips,
     spectrogram_figure,
     to_int16,
@@ -150,23 +151,12 @@ class SpeechRecognition(Task):
     }
 
     def sources(self) -> dict[str, DataSource]:
-        return {
-            "fsdd_espeak": DataSource(
-                "fsdd_espeak",
-                "FSDD recordings ({digit}_{speaker}_{index}.wav, 8 kHz) from --path or the dataset mirror, "
-                "plus digit strings and sentences spoken by espeak-ng",
-                "mirror",
-            ),
-        }
+        return {"fsdd_espeak": fsdd_source("fsdd_espeak", "plus digit strings and sentences spoken by espeak-ng")}
 
     # -- data -------------------------------------------------------------------------
     def prepare(self, dcfg: SpeechRecognitionData, out: Path) -> Prepared:
-        recordings = read_fsdd(locate_fsdd(dcfg.path), SAMPLE_RATE)
-        if dcfg.fsdd_max_index:
-            recordings = [r for r in recordings if r["index"] < dcfg.fsdd_max_index]
-        if dcfg.max_samples and len(recordings) > dcfg.max_samples:  # smoke: a fixed random subset
-            keep = np.random.default_rng(dcfg.split_seed).choice(len(recordings), dcfg.max_samples, replace=False)
-            recordings = [recordings[i] for i in sorted(keep)]
+        # smoke: a fixed random subset (max_samples)
+        recordings = fsdd_recordings(dcfg.path, SAMPLE_RATE, dcfg.max_samples, dcfg.split_seed, dcfg.fsdd_max_index)
         speakers = sorted({r["speaker"] for r in recordings})
         if dcfg.heldout_speaker and dcfg.heldout_speaker not in speakers:
             raise ValueError(f"heldout_speaker '{dcfg.heldout_speaker}' is not among the FSDD speakers {speakers}")
@@ -174,12 +164,8 @@ class SpeechRecognition(Task):
         for r in recordings:
             if r["speaker"] == dcfg.heldout_speaker:
                 split, group = "test", "unseen_speaker"
-            elif r["index"] < 5:  # FSDD's own test split
-                split, group = "test", "fsdd"
-            elif r["index"] < 5 + dcfg.val_indices:
-                split, group = "val", "fsdd"
             else:
-                split, group = "train", "fsdd"
+                split, group = fsdd_split(r["index"], dcfg.val_indices), "fsdd"
             samples.append(
                 {"split": split, "group": group, "source": "fsdd", "speaker": r["speaker"], "voice": "",
                  "text": DIGIT_WORDS[r["digit"]], "audio": r["audio"], "origin": r["file"]}
