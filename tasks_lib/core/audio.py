@@ -89,6 +89,22 @@ def wav_bytes(x: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
+def wav_bad_requests(sample_rate: int, max_seconds: float, wrong_rate: int, other: dict) -> list:
+    """What an endpoint taking WAVs at ``sample_rate`` (at most ``max_seconds`` long) must refuse, as
+    ``Task.bad_requests`` lists it: not a WAV, ``wrong_rate``, empty, too short, too long, clipped,
+    and ``other``, a request of a field it does not take."""
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(sample_rate) / sample_rate)  # one second
+    return [
+        ({"audio": b"RIFF....not really a wav"}, 415, "not a WAV"),
+        ({"audio": wav_bytes(tone, wrong_rate)}, 422, f"expected {sample_rate} Hz, got {wrong_rate} Hz"),
+        ({"audio": wav_bytes(np.zeros(0), sample_rate)}, 422, "empty"),
+        ({"audio": wav_bytes(tone[:100], sample_rate)}, 422, "too short"),
+        ({"audio": wav_bytes(np.tile(tone, int(max_seconds) + 1), sample_rate)}, 413, "too long"),
+        ({"audio": wav_bytes(np.sign(tone), sample_rate)}, 422, "clipped"),
+        (other, 422, "not used"),
+    ]
+
+
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """A WAV file as mono float32 and its sample rate."""
     import soundfile as sf

@@ -30,6 +30,7 @@ from tasks_lib.core.audio import (
     si_sdr_torch,
     spectrogram_figure,
     to_int16,
+    wav_bad_requests,
     wav_bytes,
     white_noise,
 )
@@ -40,6 +41,7 @@ from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, 
 from tasks_lib.tasks.audio_enhancement.model import MaskUNet, wiener_filter
 
 SAMPLE_RATE = 8000
+MAX_REQUEST_SECONDS = 30.0  # the longest audio /predict takes
 NOISES = ("white", "pink", "babble", "hum")
 
 
@@ -327,19 +329,12 @@ class AudioEnhancement(Task):
         return [{"audio": wav_bytes(x, SAMPLE_RATE)} for x in data.noisy["test"][:n]]
 
     def bad_requests(self) -> list[tuple[Request, int, str]]:
-        tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
-        return [
-            ({"audio": b"RIFF....not really a wav"}, 415, "not a WAV"),
-            ({"audio": wav_bytes(tone, 22050)}, 422, "expected 8000 Hz, got 22050 Hz"),
-            ({"audio": wav_bytes(np.zeros(0), SAMPLE_RATE)}, 422, "empty"),
-            ({"audio": wav_bytes(tone[:100], SAMPLE_RATE)}, 422, "too short"),
-            ({"audio": wav_bytes(np.tile(tone, 31), SAMPLE_RATE)}, 413, "too long"),
-            ({"audio": wav_bytes(np.sign(tone), SAMPLE_RATE)}, 422, "clipped"),
-            ({"text": "hello"}, 422, "not used"),
-        ]
+        return wav_bad_requests(SAMPLE_RATE, MAX_REQUEST_SECONDS, 22050, {"text": "hello"})
 
     def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
-        return [decode_wav(request["audio"], loaded.info["sample_rate"], min_seconds=0.05, max_seconds=30.0)]
+        return [
+            decode_wav(request["audio"], loaded.info["sample_rate"], min_seconds=0.05, max_seconds=MAX_REQUEST_SECONDS)
+        ]
 
     def forward(self, loaded: LoadedModel, batch: list[np.ndarray]) -> list[np.ndarray]:
         return enhance(loaded.module, batch)
