@@ -608,13 +608,10 @@ def review_examples(
 
 def comparison_figure(rows: list[list[tuple[np.ndarray, str]]], suptitle: str = ""):
     """One row per photo: images side by side with their titles (e.g. input, baseline, model, target)."""
-    from tasks_lib.core.figures import _pyplot
+    from tasks_lib.core.figures import blank_grid
 
-    plt = _pyplot()
     cols = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(3.2 * cols, 3.0 * len(rows)), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = blank_grid(len(rows) * cols, cols, 3.2, 3.0)
     for r, row in enumerate(rows):
         for c, (img, title) in enumerate(row):
             axes[r, c].imshow(img, interpolation="nearest")

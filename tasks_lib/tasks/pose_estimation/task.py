@@ -22,7 +22,7 @@ from torch import nn
 from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
-from tasks_lib.core.figures import _pyplot
+from tasks_lib.core.figures import blank_grid
 from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
@@ -111,11 +111,7 @@ def decode_heatmaps(hm: torch.Tensor, stride: int) -> tuple[np.ndarray, np.ndarr
 
 def skeleton_figure(images, pred, gt, skeleton, titles, suptitle, cols: int = 6):
     """Predicted skeletons (yellow, dots = joints) over images, the truth as thin white lines."""
-    plt = _pyplot()
-    rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.95 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = blank_grid(len(images), cols, 1.8, 1.95)
     for ax, img, p, g, title in zip(axes.flat, images, pred, gt, titles, strict=False):
         ax.imshow(img, extent=(0, img.shape[1], img.shape[0], 0))
         for a, b in skeleton:
