@@ -20,6 +20,16 @@ def all_splits() -> Expectation:
     )
 
 
+def min_rows(n: int, why: str) -> Expectation:
+    """The manifest has at least ``n`` rows."""
+    return Expectation("expect_table_row_count_to_be_between", {"min_value": n}, why)
+
+
+def frame_size(h: int, w: int, why: str, where: dict[str, Any] | None = None) -> list[Expectation]:
+    """Every image (or frame) of the manifest is ``h`` x ``w`` (columns height and width)."""
+    return [in_set("height", [h], why, where), in_set("width", [w], why, where)]
+
+
 def in_set(column: str, values: list[Any], why: str = "", where: dict[str, Any] | None = None) -> Expectation:
     """Every value of ``column`` (of the rows ``where`` selects) is one of ``values``."""
     return Expectation("expect_column_values_to_be_in_set", {"column": column, "value_set": values}, why, where or {})
@@ -67,8 +77,7 @@ def image_layout(
 ) -> list[Expectation]:
     """Every image of the manifest is ``h`` x ``w`` x ``c`` uint8 (columns height, width, channels, dtype)."""
     return [
-        in_set("height", [h], why_size),
-        in_set("width", [w], why_size),
+        *frame_size(h, w, why_size),
         in_set("channels", [c], why_channels),
         in_set("dtype", ["uint8"], why_dtype),
     ]

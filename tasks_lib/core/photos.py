@@ -344,7 +344,7 @@ def load_pairs(data_dir: Path) -> PhotoPairs:
 def photo_expectations(info: dict[str, Any], ratio: int = 1, min_side: int = 16) -> list[Expectation]:
     """What must hold of a prepared photo set (manifest rows are photos)."""
     return [
-        Expectation("expect_table_row_count_to_be_between", {"min_value": 3}, "at least one photo per split"),
+        expect.min_rows(3, "at least one photo per split"),
         Expectation(
             "expect_column_distinct_values_to_equal_set",
             {"column": "split", "value_set": list(SPLITS)},

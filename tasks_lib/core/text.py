@@ -171,7 +171,7 @@ def dedupe(texts: Sequence[str], keep_first: np.ndarray | None = None) -> np.nda
 def text_expectations(info: dict[str, Any], min_chars: int, max_chars: int, min_rows: int) -> list[Expectation]:
     """Expectations every text manifest (columns of ``text_columns`` + split + leak) must meet."""
     return [
-        Expectation("expect_table_row_count_to_be_between", {"min_value": min_rows}, "too few samples to train on"),
+        expect.min_rows(min_rows, "too few samples to train on"),
         Expectation("expect_column_values_to_not_be_null", {"column": "text"}, "every sample has text"),
         expect.between("n_chars", min_chars, max_chars, f"texts are non-empty and at most {max_chars} characters"),
         expect.between("n_tokens", 1, None, "every text has at least one token"),

@@ -191,10 +191,9 @@ class SegmentationFamily(Task):
         lo, hi = info["coverage_bounds"]
         n = len(info["classes"])
         exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 30}, "too few samples to train on"),
+            expect.min_rows(30, "too few samples to train on"),
             expect.in_set("decoded", [True], "every image and mask file decodes"),
-            expect.in_set("height", [h], "one image size"),
-            expect.in_set("width", [w], "one image size"),
+            *expect.frame_size(h, w, "one image size"),
             expect.in_set("channels", [c], "RGB"),
             expect.in_set("mask_height", [h], "mask fits image"),
             expect.in_set("mask_width", [w], "mask fits image"),

@@ -109,11 +109,10 @@ def clip_expectations(info: dict[str, Any]) -> list[Expectation]:
     """What must hold of any clip manifest written by :func:`clip_manifest`."""
     n, t, s = len(info["classes"]), info["n_frames"], info["frame_size"]
     return [
-        Expectation("expect_table_row_count_to_be_between", {"min_value": 4 * n}, "too few clips to train on"),
+        expect.min_rows(4 * n, "too few clips to train on"),
         *expect.labels_index(n, f"labels index the {n} classes"),
         expect.in_set("n_frames", [t], "one clip length"),
-        expect.in_set("height", [s], "one frame size"),
-        expect.in_set("width", [s], "one frame size"),
+        *expect.frame_size(s, s, "one frame size"),
         expect.in_set("channels", [3], "RGB frames"),
         expect.between("pixel_min", 0, 255),
         expect.between("pixel_max", 0, 255),

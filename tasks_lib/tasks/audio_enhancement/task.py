@@ -231,7 +231,7 @@ class AudioEnhancement(Task):
         lo, hi = info["snr_range"]
         return [
             *audio_expectations(info["sample_rate"], 0.1, 5.0, min_rms_db=-60.0),
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 50}, "too few mixtures to train"),
+            expect.min_rows(50, "too few mixtures to train"),
             expect.in_set("noise", info["noises"], "known noise types only"),
             expect.between("snr_db", lo, hi, "mixtures stay in the configured SNR range"),
             expect.between("clean_rms_db", -60.0, 0.0, "the target speech is not silent"),

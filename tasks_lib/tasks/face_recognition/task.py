@@ -187,10 +187,9 @@ class FaceRecognition(Task):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         s = info["image_size"]
         return [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few images to train on"),
+            expect.min_rows(20, "too few images to train on"),
             expect.in_set("label", [0, 1], "face or not"),
-            expect.in_set("height", [s], "one size"),
-            expect.in_set("width", [s], "one size"),
+            *expect.frame_size(s, s, "one size"),
             expect.in_set("dtype", ["uint8"], "8-bit"),
             expect.between("pixel_min", 0, 255),
             expect.between("pixel_max", 0, 255),

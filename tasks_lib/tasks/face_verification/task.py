@@ -250,8 +250,7 @@ class FaceVerification(Task):
         return [
             expect.in_set("kind", ["image", "pair"]),
             expect.in_set("decoded", [True], "every image decodes", img),
-            expect.in_set("height", [h], "", img),
-            expect.in_set("width", [w], "", img),
+            *expect.frame_size(h, w, "", img),
             expect.in_set("channels", [c], "", img),
             Expectation("expect_column_values_to_not_be_null", {"column": "identity"}, where=img),
             expect.in_set(

@@ -266,10 +266,9 @@ class ImageCaptioning(Task):
         s, generated = info["image_size"], info["source"] == "scenes"
         most = info["max_caption_words"]
         exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few images to train on"),
+            expect.min_rows(20, "too few images to train on"),
             expect.all_splits(),
-            expect.in_set("height", [s], "one input size"),
-            expect.in_set("width", [s], "one input size"),
+            *expect.frame_size(s, s, "one input size"),
             expect.between(
                 "pixel_std", 1.0, None, "images are not flat (a failed or truncated decode leaves a uniform image)"
             ),

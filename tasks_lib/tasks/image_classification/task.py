@@ -136,7 +136,7 @@ class ImageClassification(ImageClassifierFamily):
         h, w, c = info["image_shape"]
         n = len(info["classes"])
         return [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 10 * n}, "too few samples to train on"),
+            expect.min_rows(10 * n, "too few samples to train on"),
             *expect.labels_index(n, f"labels index the {n} classes"),
             *expect.image_layout(h, w, c),
             expect.between("pixel_min", 0, 255),

@@ -229,10 +229,9 @@ class ObjectDetection(Task):
         s, n = info["image_size"], len(info["classes"])
         generated = info["source"] == "scenes"
         exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few images to train on"),
+            expect.min_rows(20, "too few images to train on"),
             expect.all_splits(),
-            expect.in_set("height", [s], "one input size"),
-            expect.in_set("width", [s], "one input size"),
+            *expect.frame_size(s, s, "one input size"),
             expect.between(
                 "n_objects",
                 1 if generated else 0,

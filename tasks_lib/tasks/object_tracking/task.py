@@ -300,10 +300,9 @@ class ObjectTracking(Task):
             )
 
         exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few frames to train on"),
+            expect.min_rows(20, "too few frames to train on"),
             expect.all_splits(),
-            expect.in_set("height", [s], "one frame size"),
-            expect.in_set("width", [s], "one frame size"),
+            *expect.frame_size(s, s, "one frame size"),
             between("fps", 1, 240, "a plausible frame rate (seqinfo.ini frameRate)"),
             between("frame", 1, 100000, "frames are numbered from 1"),
             between("seq_length", 2, 100000, "a sequence has at least two frames to track over"),

@@ -237,9 +237,8 @@ class PoseEstimation(Task):
         s, k = info["image_size"], len(info["joints"])
         between = "expect_column_values_to_be_between"
         return [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few figures to train on"),
-            expect.in_set("height", [s], "one size"),
-            expect.in_set("width", [s], "one size"),
+            expect.min_rows(20, "too few figures to train on"),
+            *expect.frame_size(s, s, "one size"),
             expect.in_set("channels", [3], "RGB"),
             Expectation(between, {"column": "n_visible", "min_value": 1, "max_value": k}, "some joint labelled"),
             *[

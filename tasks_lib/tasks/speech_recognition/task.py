@@ -224,7 +224,7 @@ class SpeechRecognition(Task):
         chars = "".join(sorted(set(info["vocab"]) - {" "}))
         return [
             *audio_expectations(info["sample_rate"], 0.1, info["max_seconds"], min_rms_db=-60.0),
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 100}, "too few utterances to train"),
+            expect.min_rows(100, "too few utterances to train"),
             Expectation("expect_column_values_to_not_be_null", {"column": "text"}, "every clip needs a transcript"),
             Expectation(
                 "expect_column_values_to_match_regex",
