@@ -54,6 +54,12 @@ def read_info(data_dir: Path) -> dict[str, Any]:
     return json.loads((Path(data_dir) / INFO).read_text())
 
 
+def split_sizes(split) -> dict[str, int]:
+    """How many samples each split holds, given every sample's split (an array or a column)."""
+    split = np.asarray(split)
+    return {s: int((split == s).sum()) for s in SPLITS}
+
+
 def add_leak_column(manifest: pd.DataFrame, key: str = "sha1") -> pd.DataFrame:
     """Add ``splits_with_same_content``: in how many splits this sample's content occurs.
 

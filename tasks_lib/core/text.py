@@ -23,7 +23,15 @@ from torch import nn
 
 from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, load_split_tensors, read_info, sha1_bytes
+from tasks_lib.core.data import (
+    SPLITS,
+    add_leak_column,
+    hash_split,
+    load_split_tensors,
+    read_info,
+    sha1_bytes,
+    split_sizes,
+)
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import confusion_matrix_figure
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
@@ -276,7 +284,7 @@ class TextClassifierBase(Task):
             "max_tokens": dcfg.max_tokens,
             "max_len": max_len,
             "n_buckets": n_buckets,
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": n_read - len(keep),
             "train_unk_rate": round(unk, 6),
         }

@@ -27,6 +27,7 @@ from tasks_lib.core.data import (
     hash_split,
     save_split_arrays,
     sha1_bytes,
+    split_sizes,
 )
 from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes, to_model_array
 from tasks_lib.core.recipes import supervised
@@ -179,7 +180,7 @@ class SegmentationFamily(Task):
             "image_shape": [dcfg.image_size, dcfg.image_size, 3],
             "mean": tx.mean(dim=(0, 1, 2)).tolist(),
             "std": tx.std(dim=(0, 1, 2)).clamp_min(1e-3).tolist(),
-            "n_samples": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(manifest["split"]),
             "train_pixel_fraction": (pixels / max(pixels.sum(), 1)).round(5).tolist(),
             # every generated scene has at least one object; a VOC mask may be all background
             "coverage_bounds": [0.005, 0.95] if dcfg.source == "scenes" else [0.0, 1.0],

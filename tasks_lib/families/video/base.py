@@ -28,6 +28,7 @@ from tasks_lib.core.data import (
     hash_split,
     save_split_arrays,
     sha1_bytes,
+    split_sizes,
     subsample,
 )
 from tasks_lib.core.figures import _pyplot, confusion_matrix_figure
@@ -254,7 +255,7 @@ class VideoFamily(Task):
             "frame_size": dcfg.frame_size,
             "mean": train.mean(dim=(0, 1, 2, 3)).tolist(),
             "std": train.std(dim=(0, 1, 2, 3)).clamp_min(1e-3).tolist(),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "unreadable": unreadable,
         }
         return Prepared(manifest=manifest, info=info)

@@ -35,7 +35,7 @@ from tasks_lib.core.audio import (
     white_noise,
 )
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes, split_sizes
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.audio_enhancement.model import MaskUNet, wiener_filter
@@ -223,7 +223,7 @@ class AudioEnhancement(Task):
             "sample_rate": SAMPLE_RATE,
             "noises": list(NOISES),
             "snr_range": [dcfg.snr_min, dcfg.snr_max],
-            "n_samples": {s: int((manifest.split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(manifest.split),
         }
         return Prepared(manifest=manifest, info=info)
 

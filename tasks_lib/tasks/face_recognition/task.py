@@ -22,6 +22,7 @@ from tasks_lib.core.data import (
     first_copies,
     hash_split,
     save_split_arrays,
+    split_sizes,
     subsample,
 )
 from tasks_lib.core.figures import image_grid_figure
@@ -176,7 +177,7 @@ class FaceRecognition(Task):
             "image_size": dcfg.image_size,
             "mean": float(train.mean()),
             "std": float(max(train.std(), 1e-3)),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": int(n_dup),
             "flat_removed": int(flat.sum()),
             "kfold": dcfg.kfold,

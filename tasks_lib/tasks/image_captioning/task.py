@@ -27,7 +27,7 @@ from torch import nn
 
 from tasks_lib.core import expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes, split_sizes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
@@ -257,7 +257,7 @@ class ImageCaptioning(Task):
             "max_len": int(train_words.max()) if len(train_words) else 1,
             "max_caption_words": dcfg.max_caption_words,
             "held_out": [f"{c} {k}" for c, k in scenes.parse_pairs(dcfg.held_out)] if dcfg.source == "scenes" else [],
-            "n_samples": {sp: int((manifest.split == sp).sum()) for sp in SPLITS},
+            "n_samples": split_sizes(manifest.split),
             "duplicates_removed": int(len(x) - len(first)),
         }
         return Prepared(manifest=manifest, info=info)

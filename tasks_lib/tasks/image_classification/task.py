@@ -18,7 +18,7 @@ from torch import nn
 from tasks_lib.core import expect
 from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, first_copies, hash_split, subsample, write_labelled_images
+from tasks_lib.core.data import first_copies, hash_split, split_sizes, subsample, write_labelled_images
 from tasks_lib.core.metrics import classification_metrics
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, Prepared
@@ -127,7 +127,7 @@ class ImageClassification(ImageClassifierFamily):
             "hflip": hflip,
             "mean": train_x.mean(dim=(0, 1, 2)).tolist(),
             "std": train_x.std(dim=(0, 1, 2)).clamp_min(1e-3).tolist(),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": n_before - len(keep),
         }
         return Prepared(manifest=manifest, info=info)

@@ -16,10 +16,10 @@ from tasks_lib.core import engine, expect, refs
 from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import (
-    SPLITS,
     SplitTensors,
     first_copies,
     hash_split,
+    split_sizes,
     subsample,
     write_labelled_images,
 )
@@ -116,7 +116,7 @@ class ImageGeneration(Task):
             "source": dcfg.source,
             "classes": [str(c) for c in range(10)],
             "image_shape": list(x.shape[1:]),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": int(n_dup),
         }
         return Prepared(manifest=manifest, info=info)

@@ -21,7 +21,7 @@ from torch import nn
 from tasks_lib.core import engine, expect, synthetic
 from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes, split_sizes
 from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
@@ -220,7 +220,7 @@ class ObjectDetection(Task):
             "image_size": s,
             "max_objects": int(manifest["n_objects"].max()),
             "objects_per_class_train": np.bincount(train_labels, minlength=len(classes)).tolist(),
-            "n_samples": {sp: int((split == sp).sum()) for sp in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": int(len(x) - len(first)),
         }
         return Prepared(manifest=manifest, info=info)

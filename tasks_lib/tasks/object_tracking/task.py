@@ -28,7 +28,7 @@ from torch import nn
 from tasks_lib.core import engine, expect, refs
 from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes, split_sizes
 from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.registry import register
@@ -234,7 +234,7 @@ class ObjectTracking(Task):
             "classes": classes,
             "image_size": s,
             "n_frames": dcfg.n_frames if dcfg.source == "sequences" else None,
-            "n_sequences": {sp: int((split == sp).sum()) for sp in SPLITS},
+            "n_sequences": split_sizes(split),
             "n_frames_per_split": {
                 sp: int(sum(len(q.frames) for q, x in zip(seqs, split, strict=True) if x == sp)) for sp in SPLITS
             },

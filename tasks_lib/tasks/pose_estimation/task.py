@@ -21,7 +21,7 @@ from torch import nn
 
 from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes, split_sizes
 from tasks_lib.core.figures import blank_grid
 from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes
 from tasks_lib.core.recipes import supervised
@@ -229,7 +229,7 @@ class PoseEstimation(Task):
             "image_size": s,
             "mean": tr.mean(dim=(0, 1, 2)).tolist(),
             "std": tr.std(dim=(0, 1, 2)).clamp_min(1e-3).tolist(),
-            "n_samples": {sp: int((split == sp).sum()) for sp in SPLITS},
+            "n_samples": split_sizes(split),
         }
         return Prepared(manifest=manifest, info=info)
 

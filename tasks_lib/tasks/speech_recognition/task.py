@@ -36,7 +36,7 @@ from tasks_lib.core.audio import (
     white_noise,
 )
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes, split_sizes
 from tasks_lib.core.registry import register
 from tasks_lib.core.speech_corpus import VOCAB, draw_texts, synth_jobs
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
@@ -215,7 +215,7 @@ class SpeechRecognition(Task):
             "lexicon": sorted({w for x in samples if x["split"] == "train" for w in x["text"].split()}),
             "heldout_speaker": dcfg.heldout_speaker,
             "train_speakers": sorted({x["speaker"] for x in samples if x["split"] == "train"}),
-            "n_samples": {s: int((manifest.split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(manifest.split),
             "max_seconds": MAX_SECONDS,
         }
         return Prepared(manifest=manifest, info=info)

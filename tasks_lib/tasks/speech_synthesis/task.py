@@ -29,7 +29,7 @@ from tasks_lib.core.audio import (
     wav_bytes,
 )
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes, split_sizes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
 from tasks_lib.core.speech_corpus import VOCAB, draw_texts
@@ -208,7 +208,7 @@ class SpeechSynthesis(Task):
             "hop": HOP,
             "n_mels": N_MELS,
             "word_frames": word_frames,
-            "n_samples": {s: int((manifest.split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(manifest.split),
         }
         return Prepared(manifest=manifest, info=info)
 

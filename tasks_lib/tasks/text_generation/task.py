@@ -16,7 +16,7 @@ from torch import nn
 
 from tasks_lib.core import expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, split_sizes
 from tasks_lib.core.engine import lambda_schedule
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
@@ -166,7 +166,7 @@ class TextGeneration(Task):
             "source": dcfg.source,
             "chars": chars,
             "n_chars": {s: len(streams[s]) for s in SPLITS},
-            "n_speeches": {s: int((split == s).sum()) for s in SPLITS},
+            "n_speeches": split_sizes(split),
             "duplicates_removed": n_removed,
             "split": "contiguous: first train_fraction train, then val, then test (by speech start)",
         }

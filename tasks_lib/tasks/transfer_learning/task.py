@@ -22,7 +22,7 @@ from torch import nn
 from tasks_lib.core import engine, expect, refs
 from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, first_copies, hash_split, write_labelled_images
+from tasks_lib.core.data import first_copies, hash_split, split_sizes, write_labelled_images
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, Prepared, Recipe
 from tasks_lib.families.image_classification import ImageClassifierFamily, ImageData
@@ -135,7 +135,7 @@ class TransferLearning(ImageClassifierFamily):
             "labels_per_class": dcfg.labels_per_class,
             "mean": train_x.mean(dim=(0, 1, 2)).tolist(),
             "std": train_x.std(dim=(0, 1, 2)).clamp_min(1e-3).tolist(),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
         }
         return Prepared(manifest=manifest, info=info)
 
