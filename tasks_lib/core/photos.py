@@ -74,7 +74,6 @@ class PhotoConfig(TaskConfig):
     epochs: int = 20
     batch_size: int = 16
     lr: float = 2e-3
-    weight_decay: float = 0.0
     loss: str = "l1"  # "l1", "mse" or "log_mse" (see LOSSES)
     width: int = 32  # feature channels
     depth: int = 6  # convolution layers (or U-Net levels' blocks, per task)

@@ -53,7 +53,6 @@ class FaceData(DataConfig):
 @dataclass(frozen=True)
 class FaceConfig(TaskConfig):
     epochs: int = 20
-    batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 5e-4
     width: int = 24

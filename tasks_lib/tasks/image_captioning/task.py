@@ -60,7 +60,6 @@ class CaptionData(DataConfig):
 @dataclass(frozen=True)
 class CaptionConfig(TaskConfig):
     epochs: int = 12
-    batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
     width: int = 32  # encoder channels at full resolution; x2 and x4 deeper

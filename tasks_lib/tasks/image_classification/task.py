@@ -40,7 +40,6 @@ class ImageClassificationData(DataConfig):
 @dataclass(frozen=True)
 class ImageClassificationConfig(TaskConfig):
     epochs: int = 30
-    batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1  # softer targets: better calibrated, less over-confident
