@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from tasks_lib.core.bundle import load_bundle, save_bundle
 from tasks_lib.core.task import LoadedModel, Task
@@ -66,3 +67,14 @@ class SmokeCache:
 @pytest.fixture(scope="session")
 def smoke_cache(tmp_path_factory) -> SmokeCache:
     return SmokeCache(tmp_path_factory.mktemp("contract"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Smoke models are tiny: one torch thread is as fast, and a second one spins for nothing
+    whenever another process wants the CPU (seen: 36 s vs 430 s for the resume tests on a busy
+    2-core box). ``make test`` runs two xdist workers on two cores anyway."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

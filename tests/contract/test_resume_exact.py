@@ -30,16 +30,6 @@ class Interrupted(Exception):
     pass
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Smoke models are tiny: one torch thread is as fast, and a second one spins for nothing
-    whenever another process wants the CPU (seen: 36 s vs 430 s for this file on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _train(task, data, cfg, checkpoint=None, crash_at_epoch=None):
     """What the flow's train step does (resuming from ``checkpoint`` if present), crashing in ``log`` if asked."""
     logged = []
