@@ -2,7 +2,8 @@
 
 Lightning-Hydra's pattern: a test shrinks the config (a profile plus overrides) and calls the
 real path (``prepare`` -> ``write_prepared`` -> ``load`` -> seed -> ``build_model`` -> ``fit``),
-never a second copy of it. Every quality, contract and resume test trains through here.
+never a second copy of it. Every test that trains a task outside the flow (quality, contract,
+resume, served tasks) trains through here; the flow's own tests train through ``flows.steps``.
 """
 
 from __future__ import annotations
