@@ -40,6 +40,8 @@ def plain_loop(task, data, cfg) -> dict[str, float]:
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
+    from tasks_lib.core.images import normalise_nhwc
+
     torch.manual_seed(cfg.seed)
     model = task.build_model(cfg, data.info)
     dataset = TensorDataset(data.x["train"], data.y["train"])
@@ -58,7 +60,7 @@ def plain_loop(task, data, cfg) -> dict[str, float]:
         for i, (x, y) in enumerate(loader):
             if i >= steps_per_epoch:
                 break
-            x = task._normalise(x, data.info)
+            x = normalise_nhwc(x, data.info)
             if cfg.augment:
                 x = task._augment(x, aug_gen, data.info["hflip"])
             loss = loss_fn(model(x), y)

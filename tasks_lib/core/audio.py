@@ -20,7 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from tasks_lib.core import expect
+from tasks_lib.core.data import subsample
 from tasks_lib.core.errors import InvalidInput
+from tasks_lib.core.task import DataSource
 
 MAX_WAV_BYTES = 5 * 1024 * 1024
 CLIP_LEVEL = 0.999  # |sample| at or above this (full scale = 1) counts as clipped
@@ -86,6 +89,22 @@ def wav_bytes(x: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
+def wav_bad_requests(sample_rate: int, max_seconds: float, wrong_rate: int, other: dict) -> list:
+    """What an endpoint taking WAVs at ``sample_rate`` (at most ``max_seconds`` long) must refuse, as
+    ``Task.bad_requests`` lists it: not a WAV, ``wrong_rate``, empty, too short, too long, clipped,
+    and ``other``, a request of a field it does not take."""
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(sample_rate) / sample_rate)  # one second
+    return [
+        ({"audio": b"RIFF....not really a wav"}, 415, "not a WAV"),
+        ({"audio": wav_bytes(tone, wrong_rate)}, 422, f"expected {sample_rate} Hz, got {wrong_rate} Hz"),
+        ({"audio": wav_bytes(np.zeros(0), sample_rate)}, 422, "empty"),
+        ({"audio": wav_bytes(tone[:100], sample_rate)}, 422, "too short"),
+        ({"audio": wav_bytes(np.tile(tone, int(max_seconds) + 1), sample_rate)}, 413, "too long"),
+        ({"audio": wav_bytes(np.sign(tone), sample_rate)}, 422, "clipped"),
+        (other, 422, "not used"),
+    ]
+
+
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """A WAV file as mono float32 and its sample rate."""
     import soundfile as sf
@@ -119,34 +138,13 @@ def audio_columns(clips: Sequence[np.ndarray], sample_rate: int) -> dict[str, li
 
 def audio_expectations(sample_rate: int, min_s: float, max_s: float, min_rms_db: float = -50.0) -> list:
     """Expectations every audio manifest built with :func:`audio_columns` must meet."""
-    from tasks_lib.core.task import Expectation
 
     return [
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "sample_rate", "value_set": [sample_rate]},
-            f"the model takes {sample_rate} Hz audio only",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "duration_s", "min_value": min_s, "max_value": max_s},
-            "clips too short carry no word, too long ones blow memory",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "clipped_fraction", "min_value": 0.0, "max_value": MAX_CLIPPED_FRACTION},
-            "clipped recordings are distorted",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "rms_db", "min_value": min_rms_db, "max_value": 0.0},
-            "a silent clip (or a broken file) has nothing to learn from",
-        ),
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "splits_with_same_content", "value_set": [1]},
-            "a clip in two splits leaks test data into training",
-        ),
+        expect.in_set("sample_rate", [sample_rate], f"the model takes {sample_rate} Hz audio only"),
+        expect.between("duration_s", min_s, max_s, "clips too short carry no word, too long ones blow memory"),
+        expect.between("clipped_fraction", 0.0, MAX_CLIPPED_FRACTION, "clipped recordings are distorted"),
+        expect.between("rms_db", min_rms_db, 0.0, "a silent clip (or a broken file) has nothing to learn from"),
+        expect.no_leak("a clip in two splits leaks test data into training"),
     ]
 
 
@@ -206,6 +204,29 @@ def read_fsdd(folder: Path, sample_rate: int = 8000) -> list[dict]:
     if not rows:
         raise FileNotFoundError(f"{folder} holds no FSDD recordings")
     return rows
+
+
+FSDD_LAYOUT = "FSDD recordings ({digit}_{speaker}_{index}.wav, 8 kHz) from --path or the dataset mirror"
+
+
+def fsdd_source(name: str, extra: str) -> DataSource:
+    """A task's source that reads FSDD (from --path or the mirror) and adds ``extra`` (how, in words)."""
+    return DataSource(name, f"{FSDD_LAYOUT}, {extra}", "mirror")
+
+
+def fsdd_recordings(path: str, sample_rate: int, max_samples: int, seed: int, max_index: int = 0) -> list[dict]:
+    """The FSDD recordings (:func:`read_fsdd`) of index below ``max_index`` (0: all), then a seeded
+    random ``max_samples`` of them (0: all), in name order."""
+    recordings = read_fsdd(locate_fsdd(path), sample_rate)
+    if max_index:
+        recordings = [r for r in recordings if r["index"] < max_index]
+    keep = subsample(len(recordings), max_samples, seed)
+    return recordings if keep is None else [recordings[i] for i in keep]
+
+
+def fsdd_split(index: int, val_indices: int) -> str:
+    """FSDD's own split by recording index: 0-4 test, the next ``val_indices`` validation, the rest train."""
+    return "test" if index < 5 else "val" if index < 5 + val_indices else "train"
 
 
 # -- espeak-ng -------------------------------------------------------------------------

@@ -16,6 +16,16 @@ def _pyplot():
     return plt
 
 
+def blank_grid(n: int, cols: int, cell_width: float, cell_height: float):
+    """A figure of ``n`` panels in rows of ``cols`` (each ``cell_width`` x ``cell_height`` inches),
+    every axis off: (figure, 2-D array of axes)."""
+    rows = int(np.ceil(n / cols))
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(cell_width * cols, cell_height * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes
+
+
 def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]):
     """A labelled heat map of a confusion matrix (counts in the cells)."""
     plt = _pyplot()
@@ -37,11 +47,7 @@ def image_grid_figure(
     images: np.ndarray, titles: Sequence[str], colors: Sequence[str], suptitle: str = "", cols: int = 8
 ):
     """A grid of uint8 HxWxC images with a coloured title over each."""
-    plt = _pyplot()
-    rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = blank_grid(len(images), cols, 1.4, 1.6)
     for ax, img, title, color in zip(axes.flat, images, titles, colors, strict=False):
         ax.imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=255)
         ax.set_title(title, fontsize=7, color=color)

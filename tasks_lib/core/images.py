@@ -6,6 +6,7 @@ import io
 import warnings
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from tasks_lib.core.errors import InvalidInput
@@ -167,3 +168,11 @@ def image_folder_files(root, classes: list[str] | None = None) -> tuple[list[tup
     files = make_dataset(root, {c: i for i, c in enumerate(classes)}, extensions=IMAGE_EXTENSIONS, allow_empty=True)
     # make_dataset walks the class folders by name; keep the order of ``classes`` (stable: files stay sorted)
     return sorted(files, key=lambda f: f[1]), list(classes)
+
+
+def normalise_nhwc(x: torch.Tensor, info: dict) -> torch.Tensor:
+    """uint8 NHWC images -> float NCHW, each channel standardised by the training split's
+    ``info["mean"]`` and ``info["std"]`` (of pixels scaled to [0, 1])."""
+    mean = torch.tensor(info["mean"], device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
+    return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std

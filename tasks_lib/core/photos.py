@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from tasks_lib.core import expect
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
 from tasks_lib.core.engine import Recipe, one_cycle
@@ -73,7 +74,6 @@ class PhotoConfig(TaskConfig):
     epochs: int = 20
     batch_size: int = 16
     lr: float = 2e-3
-    weight_decay: float = 0.0
     loss: str = "l1"  # "l1", "mse" or "log_mse" (see LOSSES)
     width: int = 32  # feature channels
     depth: int = 6  # convolution layers (or U-Net levels' blocks, per task)
@@ -343,56 +343,26 @@ def load_pairs(data_dir: Path) -> PhotoPairs:
 def photo_expectations(info: dict[str, Any], ratio: int = 1, min_side: int = 16) -> list[Expectation]:
     """What must hold of a prepared photo set (manifest rows are photos)."""
     return [
-        Expectation("expect_table_row_count_to_be_between", {"min_value": 3}, "at least one photo per split"),
+        expect.min_rows(3, "at least one photo per split"),
         Expectation(
             "expect_column_distinct_values_to_equal_set",
             {"column": "split", "value_set": list(SPLITS)},
             "train, val and test photos all present",
         ),
         Expectation("expect_column_values_to_be_unique", {"column": "photo"}, "a photo is in one split only"),
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "splits_with_same_content", "value_set": [1]},
-            "no photo content in two splits (test photos are held out, not patches of training photos)",
-        ),
-        Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [3]}, "RGB"),
-        Expectation("expect_column_values_to_be_in_set", {"column": "dtype", "value_set": ["uint8"]}, "8-bit"),
-        Expectation("expect_column_values_to_be_between", {"column": "pixel_min", "min_value": 0, "max_value": 255}),
-        Expectation("expect_column_values_to_be_between", {"column": "pixel_max", "min_value": 1, "max_value": 255}),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "input_pixel_min", "min_value": 0, "max_value": 255},
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "input_pixel_max", "min_value": 1, "max_value": 255},
-            "an input that is all black carries nothing to restore",
-        ),
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "decodes", "value_set": [True]},
-            "every written PNG decodes again",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "height", "min_value": min_side},
-            f"photos at least {min_side} px",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "width", "min_value": min_side},
-            f"photos at least {min_side} px",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "size_ratio", "min_value": ratio, "max_value": ratio},
-            f"target is {ratio}x the input in size",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "n_patches", "min_value": 1},
-            "every training photo is large enough to give patches",
-            where={"split": "train"},
+        expect.no_leak("no photo content in two splits (test photos are held out, not patches of training photos)"),
+        expect.in_set("channels", [3], "RGB"),
+        expect.in_set("dtype", ["uint8"], "8-bit"),
+        expect.between("pixel_min", 0, 255),
+        expect.between("pixel_max", 1, 255),
+        expect.between("input_pixel_min", 0, 255),
+        expect.between("input_pixel_max", 1, 255, "an input that is all black carries nothing to restore"),
+        expect.in_set("decodes", [True], "every written PNG decodes again"),
+        expect.between("height", min_side, None, f"photos at least {min_side} px"),
+        expect.between("width", min_side, None, f"photos at least {min_side} px"),
+        expect.between("size_ratio", ratio, ratio, f"target is {ratio}x the input in size"),
+        expect.between(
+            "n_patches", 1, None, "every training photo is large enough to give patches", {"split": "train"}
         ),
     ]
 
@@ -637,13 +607,10 @@ def review_examples(
 
 def comparison_figure(rows: list[list[tuple[np.ndarray, str]]], suptitle: str = ""):
     """One row per photo: images side by side with their titles (e.g. input, baseline, model, target)."""
-    from tasks_lib.core.figures import _pyplot
+    from tasks_lib.core.figures import blank_grid
 
-    plt = _pyplot()
     cols = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(3.2 * cols, 3.0 * len(rows)), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = blank_grid(len(rows) * cols, cols, 3.2, 3.0)
     for r, row in enumerate(rows):
         for c, (img, title) in enumerate(row):
             axes[r, c].imshow(img, interpolation="nearest")

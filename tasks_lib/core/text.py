@@ -21,9 +21,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import (
+    SPLITS,
+    add_leak_column,
+    hash_split,
+    load_split_tensors,
+    read_info,
+    sha1_bytes,
+    split_sizes,
+)
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import confusion_matrix_figure
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
@@ -171,26 +179,14 @@ def dedupe(texts: Sequence[str], keep_first: np.ndarray | None = None) -> np.nda
 def text_expectations(info: dict[str, Any], min_chars: int, max_chars: int, min_rows: int) -> list[Expectation]:
     """Expectations every text manifest (columns of ``text_columns`` + split + leak) must meet."""
     return [
-        Expectation("expect_table_row_count_to_be_between", {"min_value": min_rows}, "too few samples to train on"),
+        expect.min_rows(min_rows, "too few samples to train on"),
         Expectation("expect_column_values_to_not_be_null", {"column": "text"}, "every sample has text"),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "n_chars", "min_value": min_chars, "max_value": max_chars},
-            f"texts are non-empty and at most {max_chars} characters",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "n_tokens", "min_value": 1},
-            "every text has at least one token",
-        ),
-        Expectation("expect_column_values_to_be_in_set", {"column": "utf8_valid", "value_set": [True]}, "valid UTF-8"),
-        all_splits_present(),
+        expect.between("n_chars", min_chars, max_chars, f"texts are non-empty and at most {max_chars} characters"),
+        expect.between("n_tokens", 1, None, "every text has at least one token"),
+        expect.in_set("utf8_valid", [True], "valid UTF-8"),
+        expect.all_splits(),
         Expectation("expect_column_values_to_be_unique", {"column": "sha1"}, "exact duplicates removed"),
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "splits_with_same_content", "value_set": [1]},
-            "no text in two splits (test leakage)",
-        ),
+        expect.no_leak("no text in two splits (test leakage)"),
     ]
 
 
@@ -220,9 +216,7 @@ class TextClassifierBase(Task):
     """
 
     metric = "accuracy"
-    greater_is_better = True
     request_fields = ("text", "texts")
-    batchable = True
     data_config_cls = TextClassificationData
     max_text_chars: int = 2000  # manifest bound; requests may be longer (truncated to max_tokens words)
 
@@ -290,7 +284,7 @@ class TextClassifierBase(Task):
             "max_tokens": dcfg.max_tokens,
             "max_len": max_len,
             "n_buckets": n_buckets,
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": n_read - len(keep),
             "train_unk_rate": round(unk, 6),
         }
@@ -298,34 +292,19 @@ class TextClassifierBase(Task):
 
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         n = len(info["classes"])
-        exp = text_expectations(info, 1, self.max_text_chars, 10 * n)
-        exp += [
+        return [
+            *text_expectations(info, 1, self.max_text_chars, 10 * n),
             Expectation("expect_column_values_to_not_be_null", {"column": "label"}),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "label", "value_set": list(range(n))},
-                f"labels index the {n} classes",
-            ),
+            expect.in_set("label", list(range(n)), f"labels index the {n} classes"),
+            *expect.labels_per_split(list(range(n))),
         ]
-        for s in SPLITS:
-            exp.append(
-                Expectation(
-                    "expect_column_distinct_values_to_equal_set",
-                    {"column": "label", "value_set": list(range(n))},
-                    f"every class present in {s}",
-                    where={"split": s},
-                )
-            )
-        return exp
 
     def load(self, data_dir: Path) -> TextData:
         from tasks_lib.core.data import read_manifest
 
-        data_dir = Path(data_dir)
-        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
-        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
         m = read_manifest(data_dir)
         texts = {s: m.loc[m.split == s, "text"].astype(str).tolist() for s in SPLITS}
+        x, y = load_split_tensors(data_dir, "x"), load_split_tensors(data_dir, "y")
         return TextData(x=x, y=y, texts=texts, info=read_info(data_dir))
 
     @staticmethod

@@ -11,7 +11,6 @@ and ``label_smoothing``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,42 +21,26 @@ from torch import nn
 
 from tasks_lib.core import engine
 from tasks_lib.core.config import TaskConfig
-from tasks_lib.core.data import SPLITS, read_info
+from tasks_lib.core.data import SplitTensors
 from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
-from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
+from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes, to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.task import LoadedModel, Recipe, Request, Task
 
 
-@dataclass
-class ImageData:
+class ImageData(SplitTensors):
     """Prepared images in memory: uint8 NHWC tensors and int64 labels per split."""
-
-    x: dict[str, torch.Tensor]
-    y: dict[str, torch.Tensor]
-    info: dict[str, Any]
 
 
 class ImageClassifierFamily(Task):
     """Shared base (not registered): class labels of NHWC uint8 images, scored by accuracy."""
 
     metric = "accuracy"
-    greater_is_better = True
     request_fields = ("image", "array")
 
     def load(self, data_dir: Path) -> ImageData:
-        data_dir = Path(data_dir)
-        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
-        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
-        return ImageData(x=x, y=y, info=read_info(data_dir))
-
-    @staticmethod
-    def _normalise(x: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
-        """uint8 NHWC -> normalised float NCHW."""
-        mean = torch.tensor(info["mean"], device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
-        return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
+        return ImageData.load(data_dir)
 
     @staticmethod
     def _augment(x: torch.Tensor, gen: torch.Generator, hflip: bool) -> torch.Tensor:
@@ -80,7 +63,7 @@ class ImageClassifierFamily(Task):
         info = data.info
 
         def prepare_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-            x = self._normalise(x, info)
+            x = normalise_nhwc(x, info)
             return self._augment(x, gen, info["hflip"]) if cfg.augment else x
 
         loss = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -95,7 +78,7 @@ class ImageClassifierFamily(Task):
         )
 
     def _predict_labels(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
-        logits = engine.predict_batches(model, x, prepare=lambda b: self._normalise(b, info))
+        logits = engine.predict_batches(model, x, prepare=lambda b: normalise_nhwc(b, info))
         return logits.argmax(1).numpy()
 
     def evaluate(
@@ -135,7 +118,7 @@ class ImageClassifierFamily(Task):
 
     def forward(self, loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(batch))
-        logits = engine.predict_batches(loaded.module, x, prepare=lambda b: self._normalise(b, loaded.info))
+        logits = engine.predict_batches(loaded.module, x, prepare=lambda b: normalise_nhwc(b, loaded.info))
         return torch.softmax(logits, dim=1).numpy()
 
     def postprocess(self, loaded: LoadedModel, output: np.ndarray) -> dict[str, Any]:

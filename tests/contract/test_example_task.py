@@ -3,18 +3,20 @@ declarations, manifest, smoke round trip (GX, engine, bundle, predict), exact re
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
 import pytest
 
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.registry import get_task, register, unregister
+from tests import smoke
 from tests.contract import test_resume_exact, test_task_contract
 from tests.contract.example_task import WineClassification
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "adding_a_task.md"
+# every test of the registry's contract, run here on the example
+CONTRACT = [getattr(test_task_contract, n) for n in dir(test_task_contract) if n.startswith("test_")]
 
 
 @pytest.fixture
@@ -26,30 +28,21 @@ def task():
         unregister(WineClassification.name)
 
 
-def test_declares_what_the_platform_needs(task):
-    test_task_contract.test_declares_what_the_platform_needs(task)
+@pytest.mark.parametrize("contract_test", CONTRACT, ids=lambda f: f.__name__)
+def test_keeps_the_contract(contract_test, task, smoke_cache):
+    if "smoke_cache" in inspect.signature(contract_test).parameters:
+        contract_test(task, smoke_cache)
+    else:
+        contract_test(task)
 
 
-def test_manifest_keys_every_sample_by_content(task, tmp_path):
-    test_task_contract.test_manifest_keys_every_sample_by_content(task, tmp_path)
-
-
-def test_smoke_round_trip(task, tmp_path):
-    test_task_contract.test_smoke_round_trip(task, tmp_path)
-
-
-def test_resume_is_exact(task, tmp_path):
-    test_resume_exact.test_interrupted_and_resumed_training_ends_bit_identical(task.name, tmp_path)
+def test_resume_is_exact(task, smoke_cache, tmp_path):
+    test_resume_exact.test_interrupted_and_resumed_training_ends_bit_identical(task.name, smoke_cache, tmp_path)
 
 
 def test_quick_profile_beats_the_majority_class(task, tmp_path):
-    dcfg, cfg = task.configs("quick")
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    data = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
-    task.fit(model, data, cfg, lambda m, s: None)
-    assert task.evaluate(model, data)["accuracy"] > max(0.85, task.baseline(data)["accuracy"] + 0.4)
+    run = smoke.train(task, tmp_path, profile="quick")
+    assert run.task.evaluate(run.model, run.data)["accuracy"] > max(0.85, run.task.baseline(run.data)["accuracy"] + 0.4)
 
 
 def test_the_guide_quotes_the_example_as_it_is():

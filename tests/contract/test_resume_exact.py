@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.registry import get_task, task_names
+from tests import smoke
 
 TRAIN = {"epochs": 2, "max_steps_per_epoch": 2}
 # what keeps a task's three short runs cheap beyond the shared overrides
@@ -31,20 +30,8 @@ class Interrupted(Exception):
     pass
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Smoke models are tiny: one torch thread is as fast, and a second one spins for nothing
-    whenever another process wants the CPU (seen: 36 s vs 430 s for this file on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _train(task, data, cfg, checkpoint=None, crash_at_epoch=None):
-    """What the flow's train step does: seed, build, fit (resuming from ``checkpoint`` if present)."""
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
+    """What the flow's train step does (resuming from ``checkpoint`` if present), crashing in ``log`` if asked."""
     logged = []
 
     def log(metrics, epoch):
@@ -52,16 +39,15 @@ def _train(task, data, cfg, checkpoint=None, crash_at_epoch=None):
             raise Interrupted
         logged.append(metrics)
 
-    task.fit(model, data, cfg, log, checkpoint=checkpoint)
+    model, _ = smoke.fit(task, data, cfg, log, checkpoint=checkpoint)
     return model, logged
 
 
 @pytest.mark.parametrize("name", task_names())
-def test_interrupted_and_resumed_training_ends_bit_identical(name, tmp_path):
+def test_interrupted_and_resumed_training_ends_bit_identical(name, smoke_cache, tmp_path):
     task = get_task(name)
-    dcfg, cfg = task.configs("smoke", train_overrides={**TRAIN, **EXTRA.get(name, {})})
-    write_prepared(tmp_path / "data", task.prepare(dcfg, tmp_path / "data"))
-    data = task.load(tmp_path / "data")
+    _, cfg = task.configs("smoke", train_overrides={**TRAIN, **EXTRA.get(name, {})})
+    data = smoke_cache.prepared(task).data  # the contract's smoke data: same data config, prepared once
 
     straight, logged = _train(task, data, cfg)
     assert len(logged) == 2

@@ -18,10 +18,9 @@ import pytest
 
 from flows.settings import PROJECT_ROOT
 from tasks_lib.core.bundle import save_bundle
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.registry import get_task, task_names
 from tasks_lib.core.task import FILE_FIELDS, LoadedModel
+from tests import smoke
 from tests.e2e.bento_server import free_port, running
 
 pytestmark = pytest.mark.e2e
@@ -50,13 +49,8 @@ def served(request, settings, tmp_path_factory):
 
     task = get_task(request.param)
     tmp = tmp_path_factory.mktemp(task.name)
-    dcfg, cfg = task.configs("smoke", train_overrides={"epochs": 1, "max_steps_per_epoch": 2})
-    write_prepared(tmp / "data", task.prepare(dcfg, tmp / "data"))
-    data = task.load(tmp / "data")
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
-    task.fit(model, data, cfg, lambda m, s: None)
-    loaded = LoadedModel(task, cfg, data.info, model.eval())
+    run = smoke.train(task, tmp / "data", train={"epochs": 1, "max_steps_per_epoch": 2})
+    loaded = LoadedModel(task, run.cfg, run.data.info, run.model.eval())
     bundle = save_bundle(loaded, tmp / "bundle")
     with bentoml.models.create(name=f"test-{task.name}".replace("_", "-"), labels={"task": task.name}) as bm:
         for f in bundle.iterdir():
@@ -64,7 +58,7 @@ def served(request, settings, tmp_path_factory):
     port = free_port()
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:MLZooService", "--port", str(port)]
     with running(command, port, env={"MLZOO_MODEL_TAG": str(bm.tag)}, cwd=PROJECT_ROOT) as url:
-        yield task, loaded, task.request_examples(data, 3), url
+        yield task, loaded, task.request_examples(run.data, 3), url
 
 
 def test_answers_over_http_as_in_process(served):

@@ -244,17 +244,22 @@ def processes_in(folder: Path) -> list[int]:
     return pids
 
 
+def _version_fails_within(s, tmp_path, seconds: float) -> dvc_store.DvcRemoteError:
+    """Versioning a one-file folder against ``s``'s remote raises a remote error within ``seconds``."""
+    data = write_files(tmp_path / "prepared", {"a.txt": "a"})
+    start = time.monotonic()
+    with pytest.raises(dvc_store.DvcRemoteError) as info:
+        dvc_store.version(s, TASK, data)
+    elapsed = time.monotonic() - start
+    assert elapsed < seconds, f"push took {elapsed:.1f} s, more than {seconds} s"
+    return info.value
+
+
 def test_unreachable_http_remote_fails_fast_and_names_it_without_credentials(settings, tmp_path):
     port = closed_port()
     s = own_settings(settings, tmp_path, remote=f"http://mlzoo:s3cret@127.0.0.1:{port}/x?token=t0ken")
     dvc_store.ensure_workspace(s)
-    data = write_files(tmp_path / "prepared", {"a.txt": "a"})
-
-    start = time.monotonic()
-    with pytest.raises(dvc_store.DvcRemoteError) as info:
-        dvc_store.version(s, TASK, data)
-    assert time.monotonic() - start < 30
-    message = str(info.value)
+    message = str(_version_fails_within(s, tmp_path, 30))
     assert f"http://***@127.0.0.1:{port}/x?***" in message and "push" in message
     assert "s3cret" not in message and "t0ken" not in message
 
@@ -279,15 +284,9 @@ def test_silent_remote_is_abandoned_after_the_timeout(settings, tmp_path, monkey
     with silent_server() as (port, accepted):
         s = own_settings(settings, tmp_path, remote=f"http://127.0.0.1:{port}/x")
         dvc_store.ensure_workspace(s)
-        data = write_files(tmp_path / "prepared", {"a.txt": "a"})
-
-        start = time.monotonic()
-        with pytest.raises(dvc_store.DvcRemoteError) as info:
-            dvc_store.version(s, TASK, data)
-        elapsed = time.monotonic() - start
-        assert elapsed < 10, f"push took {elapsed:.1f} s against a 5 s limit"
+        error = _version_fails_within(s, tmp_path, 10)  # against a 5 s limit
         assert accepted, "dvc never reached the listener"
-        assert f"http://127.0.0.1:{port}/x" in str(info.value) and "dvc push" in str(info.value)
+        assert f"http://127.0.0.1:{port}/x" in str(error) and "dvc push" in str(error)
         assert processes_in(s.workspace) == [], "a dvc process outlived its timeout"
 
         start = time.monotonic()

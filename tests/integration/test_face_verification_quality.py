@@ -2,8 +2,8 @@
 
 from flows.validation import validate
 from tasks_lib.core.data import read_info, read_manifest, write_prepared
-from tasks_lib.core.engine import seed_everything
 from tasks_lib.core.registry import get_task
+from tests import smoke
 
 TASK = "face_verification"
 DATA = {"n_train_ids": 100, "n_val_ids": 10, "n_test_ids": 20, "per_id": 5, "n_val_pairs": 200, "n_test_pairs": 400}
@@ -11,14 +11,9 @@ TRAIN = {"epochs": 12, "width": 16, "dim": 64, "batch_size": 32}
 
 
 def test_arcface_embedding_beats_raw_pixels_on_unseen_identities(tmp_path):
-    task = get_task(TASK)
-    dcfg, cfg = task.configs("smoke", data_overrides=DATA, train_overrides=TRAIN)
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    data = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
-    task.fit(model, data, cfg, lambda m, s: None)
-    m, base = task.evaluate(model, data), task.baseline(data)
+    run = smoke.train(TASK, tmp_path, data=DATA, train=TRAIN)
+    model = run.model
+    m, base = run.task.evaluate(model, run.data), run.task.baseline(run.data)
     assert m["roc_auc"] > 0.8, m
     assert m["roc_auc"] > base["roc_auc"] + 0.1, (m, base)  # pixels: about 0.6
     assert 0 < float(model.threshold) < 1  # chosen on validation pairs and saved with the weights

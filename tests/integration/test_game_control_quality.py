@@ -5,24 +5,15 @@ import numpy as np
 import torch
 
 from tasks_lib.core.bundle import load_bundle, save_bundle
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
-from tasks_lib.core.registry import get_task
 from tasks_lib.core.task import LoadedModel
+from tests import smoke
 
 TASK = "game_control"
 
 
 def _train(tmp_path, data_overrides, train_overrides):
-    task = get_task(TASK)
-    dcfg, cfg = task.configs("smoke", data_overrides=data_overrides, train_overrides=train_overrides)
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    data = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
-    logged = []
-    task.fit(model, data, cfg, lambda m, s: logged.append(m))
-    return task, data, cfg, model, logged
+    run = smoke.train(TASK, tmp_path, data=data_overrides, train=train_overrides)
+    return run.task, run.data, run.cfg, run.model, run.logged
 
 
 def test_ppo_on_state_beats_the_random_policy(tmp_path):

@@ -4,28 +4,22 @@ import time
 
 import pytest
 
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
-from tasks_lib.core.registry import get_task
+from tests import smoke
 
 TASK = "object_detection"
 
 
 @pytest.mark.slow  # about 1,800 training images at 64 px: likely 30-60 s on 2 idle cores, unmeasured idle
 def test_small_detector_finds_objects_well_above_chance(tmp_path):
-    task = get_task(TASK)
-    dcfg, cfg = task.configs(
-        "smoke",
-        data_overrides={"n_scenes": 320, "image_size": 64, "max_objects": 3},
-        train_overrides={"epochs": 8, "batch_size": 16, "lr": 4e-3},
+    run = smoke.prepare(
+        TASK,
+        tmp_path,
+        data={"n_scenes": 320, "image_size": 64, "max_objects": 3},
+        train={"epochs": 8, "batch_size": 16, "lr": 4e-3},
     )
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    data = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
     t0 = time.perf_counter()
-    task.fit(model, data, cfg, lambda m, s: None)
-    m = task.evaluate(model, data, "test")
+    run = smoke.train_prepared(run)
+    m = run.task.evaluate(run.model, run.data, "test")
     print(f"map {m['map']:.3f} map_50 {m['map_50']:.3f} in {time.perf_counter() - t0:.1f}s")
     # An untrained FCOS scores 0.000 here (contract smoke run); measured after this training: mAP@.5 0.140,
     # mAP 0.048 (CPU, deterministic). Half of that cannot be reached by untrained or random boxes.

@@ -10,12 +10,10 @@
 import numpy as np
 import pytest
 
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
-from tasks_lib.core.registry import get_task
 from tasks_lib.tasks.object_tracking.metrics import mot_metrics
 from tasks_lib.tasks.object_tracking.sequences import generate_sequence
 from tasks_lib.tasks.object_tracking.tracker import TrackerParams, greedy_iou_tracks, track
+from tests import smoke
 
 TASK = "object_tracking"
 
@@ -56,19 +54,14 @@ def test_small_task_detector_learns_and_tracker_switches_ids_less_than_greedy_li
     """At this size the from-scratch detector bounds MOTA (measured: tracker 0.028, greedy 0.044, det mAP@.5 0.167),
     so only what the tracker adds on top of weak detections is asserted here: fewer ID switches (measured 10 vs 16).
     The MOTA margin is asserted above on simulated detections and measured at the quick profile (0.842 vs 0.789)."""
-    task = get_task(TASK)
-    dcfg, cfg = task.configs(
-        "smoke",
-        data_overrides={"n_sequences": 30, "n_frames": 16, "image_size": 64, "max_objects": 3},
-        train_overrides={"epochs": 8, "batch_size": 16, "lr": 4e-3, "det_score": 0.3},
+    run = smoke.train(
+        TASK,
+        tmp_path,
+        data={"n_sequences": 30, "n_frames": 16, "image_size": 64, "max_objects": 3},
+        train={"epochs": 8, "batch_size": 16, "lr": 4e-3, "det_score": 0.3},
     )
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    data = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
-    task.fit(model, data, cfg, lambda m, s: None)
-    m = task.evaluate(model, data, "test")
-    b = task.baseline(data, "test")
+    m = run.task.evaluate(run.model, run.data, "test")
+    b = run.task.baseline(run.data, "test")
     print({k: round(v, 3) for k, v in m.items()}, {k: round(v, 3) for k, v in b.items()})
     assert m["det_map_50"] > 0.08  # an untrained FCOS scores 0.000 (contract smoke run)
     assert m["recall"] > 0.2

@@ -2,22 +2,14 @@
 
 import pytest
 
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
-from tasks_lib.core.registry import get_task
+from tests import smoke
 
 
 @pytest.mark.slow  # about a minute on 2 cores: 10 epochs of 1,200 figures
 def test_heatmaps_locate_joints_better_than_the_mean_pose(tmp_path):
-    task = get_task("pose_estimation")
-    dcfg, cfg = task.configs("smoke", data_overrides={"n_images": 1200}, train_overrides={"epochs": 10, "width": 16})
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    data = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
-    task.fit(model, data, cfg, lambda m, s: None)
-    m = task.evaluate(model, data, "test")
-    base = task.baseline(data, "test")  # the mean pose in the true box
+    run = smoke.train("pose_estimation", tmp_path, data={"n_images": 1200}, train={"epochs": 10, "width": 16})
+    m = run.task.evaluate(run.model, run.data, "test")
+    base = run.task.baseline(run.data, "test")  # the mean pose in the true box
     # measured: PCK@0.1 0.97 vs 0.44, mean error 1.3 px vs 5.7 px (at 600 figures and 8 epochs
     # it was too close to call: 0.55 vs 0.45, and the error depended on the thread count)
     assert m["pck_0.1"] >= base["pck_0.1"] + 0.3, (m["pck_0.1"], base["pck_0.1"])

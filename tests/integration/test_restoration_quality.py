@@ -6,25 +6,16 @@ baseline on held-out photos by a margin an untrained or lucky model cannot reach
 
 import pytest
 
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
-from tasks_lib.core.registry import get_task
+from tests import smoke
 
 # small but real: 96-px photos, colour photos only, a few hundred patches, a few epochs
 DATA = {"max_side": 96, "patches_per_photo": 24, "gray_photos": False}
 
 
 def _train(name, tmp_path, data, train, untrained=False):
-    task = get_task(name)
-    dcfg, cfg = task.configs("smoke", data_overrides={**DATA, **data}, train_overrides=train)
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    d = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, d.info)
-    before = task.evaluate(model, d, "test") if untrained else None
-    task.fit(model, d, cfg, lambda m, s: None)
-    out = task.evaluate(model, d, "test"), task.baseline(d, "test")
-    return (*out, before) if untrained else out
+    run = smoke.train(name, tmp_path, data={**DATA, **data}, train=train, untrained=untrained)
+    out = run.task.evaluate(run.model, run.data, "test"), run.task.baseline(run.data, "test")
+    return (*out, run.untrained) if untrained else out
 
 
 # Measured at these settings (2 cores): SR 27.03 dB vs untrained 26.42 / PIL bicubic 26.18;
@@ -63,11 +54,5 @@ EN_MARGIN = 1.0
 
 @pytest.mark.parametrize("name", ["face_recognition"])
 def test_face_cnn_well_above_chance(name, tmp_path):
-    task = get_task(name)
-    dcfg, cfg = task.configs("smoke", train_overrides={"epochs": 12})
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    d = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, d.info)
-    task.fit(model, d, cfg, lambda m, s: None)
-    assert task.evaluate(model, d, "test")["accuracy"] >= 0.85  # chance is 0.5 on balanced classes
+    run = smoke.train(name, tmp_path, train={"epochs": 12})
+    assert run.task.evaluate(run.model, run.data, "test")["accuracy"] >= 0.85  # chance is 0.5 on balanced classes

@@ -2,28 +2,21 @@
 
 import pytest
 
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
-from tasks_lib.core.registry import get_task
+from tests import smoke
 
 TASK = "speech_recognition"
 
 
 @pytest.mark.slow  # about a minute of CPU on 2 cores
 def test_ctc_model_transcribes_fsdd_digits_far_better_than_chance(tmp_path):
-    task = get_task(TASK)
     # FSDD indices 0-4 (test), 5 (val), 6-19 (train) of four speakers; no espeak: seconds, not minutes
-    dcfg, cfg = task.configs(
-        "smoke",
-        data_overrides={"fsdd_max_index": 20, "max_samples": 0, "synth_train": 0, "synth_val": 0, "synth_test": 0},
-        train_overrides={"epochs": 8, "width": 64, "blocks": 3, "n_mels": 40, "lr": 4e-3, "batch_size": 24},
+    run = smoke.train(
+        TASK,
+        tmp_path,
+        data={"fsdd_max_index": 20, "max_samples": 0, "synth_train": 0, "synth_val": 0, "synth_test": 0},
+        train={"epochs": 8, "width": 64, "blocks": 3, "n_mels": 40, "lr": 4e-3, "batch_size": 24},
     )
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    data = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
-    task.fit(model, data, cfg, lambda m, s: None)
-    m = task.evaluate(model, data, "test")
+    m = run.task.evaluate(run.model, run.data, "test")
     print(TASK, m)
     # guessing one of ten digit words gives WER 0.9; an untrained CTC model outputs nothing (WER 1.0)
     assert m["wer"] < 0.4, m

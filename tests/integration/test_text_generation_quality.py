@@ -2,22 +2,15 @@
 
 import math
 
-from tasks_lib.core.data import write_prepared
-from tasks_lib.core.engine import seed_everything
-from tasks_lib.core.registry import get_task
 from tasks_lib.core.task import LoadedModel
+from tests import smoke
 
 
 def test_small_setting_models_characters_far_better_than_unigrams(tmp_path):
-    task = get_task("text_generation")
-    dcfg, cfg = task.configs(
-        "smoke", data_overrides={"max_chars": 200_000}, train_overrides={"epochs": 3, "steps_per_epoch": 100, "dim": 64}
+    run = smoke.train(
+        "text_generation", tmp_path, data={"max_chars": 200_000}, train={"epochs": 3, "steps_per_epoch": 100, "dim": 64}
     )
-    write_prepared(tmp_path, task.prepare(dcfg, tmp_path))
-    data = task.load(tmp_path)
-    seed_everything(cfg.seed)
-    model = task.build_model(cfg, data.info)
-    task.fit(model, data, cfg, lambda m, s: None)
+    task, data, cfg, model = run.task, run.data, run.cfg, run.model
     m = task.evaluate(model, data, "test")
     base = task.baseline(data, "test")
     assert m["loss"] < math.log(len(data.info["chars"])) - 1.5  # uniform guessing: log(V) ~ 4.2 nats

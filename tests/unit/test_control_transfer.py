@@ -9,6 +9,7 @@ from tasks_lib.core.bundle import save_bundle
 from tasks_lib.core.data import write_prepared
 from tasks_lib.core.registry import get_task
 from tasks_lib.core.task import LoadedModel, Prepared
+from tests import smoke
 
 INFO = {"classes": [str(i) for i in range(10)], "image_shape": [8, 8, 1], "mean": [0.3], "std": [0.4], "hflip": False}
 
@@ -41,16 +42,13 @@ def test_a_mismatched_backbone_fails_with_a_clear_message(tmp_path):
 
 
 def test_linear_probe_trains_only_the_head(tmp_path):
-    task = get_task("transfer_learning")
-    dcfg, _ = task.configs("smoke")
-    write_prepared(tmp_path / "data", task.prepare(dcfg, tmp_path / "data"))
-    data = task.load(tmp_path / "data")
+    run = smoke.prepare("transfer_learning", tmp_path / "data")
+    task, data = run.task, run.data
     bundle = _ic_bundle(tmp_path, 16)
     cfg = task.config_cls.from_dict(
         {"backbone": str(bundle), "backbone_width": 16, "mode": "linear_probe", "epochs": 1}
     )
-    model = task.build_model(cfg, data.info)
-    task.fit(model, data, cfg, lambda m, s: None)
+    model, _ = smoke.fit(task, data, cfg)
     from tasks_lib.core.bundle import load_bundle
 
     up = load_bundle(bundle).module

@@ -18,10 +18,18 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
-from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
+from tasks_lib.core.data import (
+    SPLITS,
+    SplitTensors,
+    add_leak_column,
+    hash_split,
+    save_split_arrays,
+    sha1_bytes,
+    split_sizes,
+)
+from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes, to_model_array
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.scenes import (
     IGNORE_INDEX,
@@ -59,13 +67,8 @@ class SegmentationConfig(TaskConfig):
     depth: int = 3  # downsamplings
 
 
-@dataclass
-class SceneArrays:
+class SceneArrays(SplitTensors):
     """Prepared scenes in memory: uint8 NHWC images and uint8 NHW masks per split."""
-
-    x: dict[str, torch.Tensor]
-    y: dict[str, torch.Tensor]
-    info: dict[str, Any]
 
 
 class SegmentationFamily(Task):
@@ -144,8 +147,7 @@ class SegmentationFamily(Task):
                 y = np.where(y == IGNORE_INDEX, IGNORE_INDEX, (y > 0).astype(np.uint8)).astype(np.uint8)
             if dcfg.max_samples and len(x) > dcfg.max_samples:
                 x, y, decoded = x[: dcfg.max_samples], y[: dcfg.max_samples], decoded[: dcfg.max_samples]
-            np.save(out / f"{s}_x.npy", x)
-            np.save(out / f"{s}_y.npy", y)
+            save_split_arrays(out, s, x=x, y=y)
             train_x = x if s == "train" else train_x
             flat = y.reshape(len(y), -1)
             valid = flat != IGNORE_INDEX
@@ -178,7 +180,7 @@ class SegmentationFamily(Task):
             "image_shape": [dcfg.image_size, dcfg.image_size, 3],
             "mean": tx.mean(dim=(0, 1, 2)).tolist(),
             "std": tx.std(dim=(0, 1, 2)).clamp_min(1e-3).tolist(),
-            "n_samples": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(manifest["split"]),
             "train_pixel_fraction": (pixels / max(pixels.sum(), 1)).round(5).tolist(),
             # every generated scene has at least one object; a VOC mask may be all background
             "coverage_bounds": [0.005, 0.95] if dcfg.source == "scenes" else [0.0, 1.0],
@@ -188,65 +190,31 @@ class SegmentationFamily(Task):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         h, w, c = info["image_shape"]
         lo, hi = info["coverage_bounds"]
+        n = len(info["classes"])
         exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 30}, "too few samples to train on"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "decoded", "value_set": [True]},
-                "every image and mask file decodes",
+            expect.min_rows(30, "too few samples to train on"),
+            expect.in_set("decoded", [True], "every image and mask file decodes"),
+            *expect.frame_size(h, w, "one image size"),
+            expect.in_set("channels", [c], "RGB"),
+            expect.in_set("mask_height", [h], "mask fits image"),
+            expect.in_set("mask_width", [w], "mask fits image"),
+            expect.in_set("mask_bad_values", [0], f"mask values index the {n} classes (or {IGNORE_INDEX} = ignore)"),
+            expect.between(
+                "coverage", lo, hi, "foreground covers a plausible share of each image (no empty or all-object masks)"
             ),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [h]}, "one image size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [w]}, "one image size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [c]}, "RGB"),
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": "mask_height", "value_set": [h]}, "mask fits image"
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": "mask_width", "value_set": [w]}, "mask fits image"
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "mask_bad_values", "value_set": [0]},
-                f"mask values index the {len(info['classes'])} classes (or {IGNORE_INDEX} = ignore)",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "coverage", "min_value": lo, "max_value": hi},
-                "foreground covers a plausible share of each image (no empty or all-object masks)",
-            ),
-            all_splits_present(),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (test leakage)",
-            ),
+            expect.all_splits(),
+            expect.no_leak("no image in two splits (test leakage)"),
         ]
         if info["source"] == "scenes":
-            exp.append(
-                Expectation(
-                    "expect_column_values_to_be_between",
-                    {"column": "n_classes_in_mask", "min_value": 2, "max_value": len(info["classes"])},
-                    "each scene shows background and at least one object",
-                )
-            )
+            exp.append(expect.between("n_classes_in_mask", 2, n, "each scene shows background and at least one object"))
         return exp
 
     def load(self, data_dir: Path) -> SceneArrays:
-        data_dir = Path(data_dir)
-        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
-        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
-        return SceneArrays(x=x, y=y, info=read_info(data_dir))
+        return SceneArrays.load(data_dir)
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: SegmentationConfig, info: dict[str, Any]) -> nn.Module:
         return UNet(info["image_shape"][2], len(info["classes"]), cfg.width, cfg.depth)
-
-    @staticmethod
-    def _normalise(x: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
-        """uint8 NHWC -> normalised float NCHW."""
-        mean = torch.tensor(info["mean"], device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
-        return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
 
     def training(self, model: nn.Module, data: SceneArrays, cfg: SegmentationConfig) -> Recipe:
         info = data.info
@@ -257,12 +225,12 @@ class SegmentationFamily(Task):
             data.y["train"].long(),
             cfg,
             lambda logits, y: ce(logits.float(), y),
-            prepare_batch=lambda x, gen: self._normalise(x, info),
+            prepare_batch=lambda x, gen: normalise_nhwc(x, info),
             validate=lambda: self.evaluate(model, data, "val", per_class=False),
         )
 
     def _predict_masks(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
-        logits = engine.predict_batches(model, x, batch_size=128, prepare=lambda b: self._normalise(b, info))
+        logits = engine.predict_batches(model, x, batch_size=128, prepare=lambda b: normalise_nhwc(b, info))
         return logits.argmax(1).numpy().astype(np.uint8)
 
     def _scores(self, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, per_class: bool) -> dict[str, float]:

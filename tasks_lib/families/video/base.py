@@ -19,9 +19,18 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import (
+    SPLITS,
+    SplitTensors,
+    add_leak_column,
+    hash_split,
+    save_split_arrays,
+    sha1_bytes,
+    split_sizes,
+    subsample,
+)
 from tasks_lib.core.figures import _pyplot, confusion_matrix_figure
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
@@ -55,13 +64,8 @@ class VideoConfig(TaskConfig):
     dropout: float = 0.1
 
 
-@dataclass
-class ClipData:
+class ClipData(SplitTensors):
     """Clips in memory: uint8 (N, T, H, W, 3) and int64 labels per split."""
-
-    x: dict[str, torch.Tensor]
-    y: dict[str, torch.Tensor]
-    info: dict[str, Any]
 
 
 # -- clip helpers --------------------------------------------------------------------------
@@ -105,47 +109,22 @@ def clip_manifest(clips: np.ndarray, labels: np.ndarray, split: np.ndarray, extr
 def clip_expectations(info: dict[str, Any]) -> list[Expectation]:
     """What must hold of any clip manifest written by :func:`clip_manifest`."""
     n, t, s = len(info["classes"]), info["n_frames"], info["frame_size"]
-    exp = [
-        Expectation("expect_table_row_count_to_be_between", {"min_value": 4 * n}, "too few clips to train on"),
-        Expectation("expect_column_values_to_not_be_null", {"column": "label"}),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "label", "min_value": 0, "max_value": n - 1},
-            f"labels index the {n} classes",
+    return [
+        expect.min_rows(4 * n, "too few clips to train on"),
+        *expect.labels_index(n, f"labels index the {n} classes"),
+        expect.in_set("n_frames", [t], "one clip length"),
+        *expect.frame_size(s, s, "one frame size"),
+        expect.in_set("channels", [3], "RGB frames"),
+        expect.between("pixel_min", 0, 255),
+        expect.between("pixel_max", 0, 255),
+        expect.between("fps", 1, 240, "a plausible frame rate (0 = the container did not say)"),
+        expect.between(
+            "motion", 0.01, None, "frames change over the clip: a frozen clip carries no motion to classify"
         ),
-        Expectation("expect_column_values_to_be_in_set", {"column": "n_frames", "value_set": [t]}, "one clip length"),
-        Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one frame size"),
-        Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one frame size"),
-        Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [3]}, "RGB frames"),
-        Expectation("expect_column_values_to_be_between", {"column": "pixel_min", "min_value": 0, "max_value": 255}),
-        Expectation("expect_column_values_to_be_between", {"column": "pixel_max", "min_value": 0, "max_value": 255}),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "fps", "min_value": 1, "max_value": 240},
-            "a plausible frame rate (0 = the container did not say)",
-        ),
-        Expectation(
-            "expect_column_values_to_be_between",
-            {"column": "motion", "min_value": 0.01},
-            "frames change over the clip: a frozen clip carries no motion to classify",
-        ),
-        all_splits_present(),
-        Expectation(
-            "expect_column_values_to_be_in_set",
-            {"column": "splits_with_same_content", "value_set": [1]},
-            "no clip in two splits (test leakage)",
-        ),
+        expect.all_splits(),
+        expect.no_leak("no clip in two splits (test leakage)"),
+        *expect.labels_per_split(list(range(n))),
     ]
-    for sp in SPLITS:
-        exp.append(
-            Expectation(
-                "expect_column_distinct_values_to_equal_set",
-                {"column": "label", "value_set": list(range(n))},
-                f"every class present in {sp}",
-                where={"split": sp},
-            )
-        )
-    return exp
 
 
 def frames_from_request(request: Request, n_frames: int, size: int) -> np.ndarray:
@@ -216,7 +195,6 @@ class VideoFamily(Task):
     """Shared base (not registered): classes of clips from a (2+1)D CNN; subclasses add ``generate``."""
 
     metric = "accuracy"
-    greater_is_better = True
     request_fields = ("array",)
     config_cls = VideoConfig
     data_config_cls = VideoData
@@ -260,15 +238,14 @@ class VideoFamily(Task):
             extra = {"fps": r["fps"], "source_frames": r["source_frames"], "file": r["names"]}
         else:
             raise ValueError(f"unknown source {dcfg.source}")
-        if dcfg.max_samples and len(clips) > dcfg.max_samples:
-            pick = np.sort(np.random.default_rng(dcfg.split_seed).choice(len(clips), dcfg.max_samples, replace=False))
+        pick = subsample(len(clips), dcfg.max_samples, dcfg.split_seed)
+        if pick is not None:
             clips, labels, split = clips[pick], labels[pick], split[pick]
             extra = {k: (np.asarray(v)[pick] if np.ndim(v) else v) for k, v in extra.items()}
 
         out.mkdir(parents=True, exist_ok=True)
         for s in SPLITS:
-            np.save(out / f"{s}_x.npy", clips[split == s])
-            np.save(out / f"{s}_y.npy", labels[split == s])
+            save_split_arrays(out, s, x=clips[split == s], y=labels[split == s])
         manifest = clip_manifest(clips, labels, split, extra)
         train = torch.from_numpy(clips[split == "train"]).float() / 255
         info = {
@@ -278,7 +255,7 @@ class VideoFamily(Task):
             "frame_size": dcfg.frame_size,
             "mean": train.mean(dim=(0, 1, 2, 3)).tolist(),
             "std": train.std(dim=(0, 1, 2, 3)).clamp_min(1e-3).tolist(),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "unreadable": unreadable,
         }
         return Prepared(manifest=manifest, info=info)
@@ -287,19 +264,14 @@ class VideoFamily(Task):
         exp = clip_expectations(info)
         if info["source"] == "generated":
             exp.append(
-                Expectation(
-                    "expect_column_values_to_be_between",
-                    {"column": "object_area_min", "min_value": 4},
-                    "the moving object is visible (positive area) in every frame",
+                expect.between(
+                    "object_area_min", 4, None, "the moving object is visible (positive area) in every frame"
                 )
             )
         return exp
 
     def load(self, data_dir: Path) -> ClipData:
-        data_dir = Path(data_dir)
-        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
-        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
-        return ClipData(x=x, y=y, info=read_info(data_dir))
+        return ClipData.load(data_dir)
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: VideoConfig, info: dict[str, Any]) -> nn.Module:

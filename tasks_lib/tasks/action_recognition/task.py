@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tasks_lib.core import expect
 from tasks_lib.core.registry import register
 from tasks_lib.core.render import ACTIONS, action_clip
 from tasks_lib.core.task import Expectation
@@ -74,11 +75,5 @@ class ActionRecognition(VideoFamily):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         exp = super().expectations(info)
         if info["source"] == "generated":
-            exp.append(
-                Expectation(
-                    "expect_column_values_to_be_in_set",
-                    {"column": "joints_inside", "value_set": [True]},
-                    "every joint of every frame inside the image",
-                )
-            )
+            exp.append(expect.in_set("joints_inside", [True], "every joint of every frame inside the image"))
         return exp

@@ -12,33 +12,36 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.audio import (
     audio_columns,
     audio_expectations,
     babble_noise,
     decode_wav,
+    fsdd_recordings,
+    fsdd_source,
+    fsdd_split,
     hum_noise,
     load_clips,
-    locate_fsdd,
     mix_at_snr,
     pink_noise,
-    read_fsdd,
     save_clips,
     si_sdr,
     si_sdr_torch,
     spectrogram_figure,
     to_int16,
+    wav_bad_requests,
     wav_bytes,
     white_noise,
 )
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes, split_sizes
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.audio_enhancement.model import MaskUNet, wiener_filter
 
 SAMPLE_RATE = 8000
+MAX_REQUEST_SECONDS = 30.0  # the longest audio /predict takes
 NOISES = ("white", "pink", "babble", "hum")
 
 
@@ -154,7 +157,6 @@ class AudioEnhancement(Task):
     name = "audio_enhancement"
     seed_sections = (18,)
     metric = "si_sdr_improvement"
-    greater_is_better = True
     request_fields = ("audio",)
     output_media = "audio/wav"
     batchable = False
@@ -171,23 +173,13 @@ class AudioEnhancement(Task):
     }
 
     def sources(self) -> dict[str, DataSource]:
-        return {
-            "fsdd_noise": DataSource(
-                "fsdd_noise",
-                "FSDD recordings ({digit}_{speaker}_{index}.wav, 8 kHz) from --path or the dataset mirror, "
-                "mixed with white, pink, babble and hum noise",
-                "mirror",
-            )
-        }
+        return {"fsdd_noise": fsdd_source("fsdd_noise", "mixed with white, pink, babble and hum noise")}
 
     # -- data -------------------------------------------------------------------------
     def prepare(self, dcfg: AudioEnhancementData, out: Path) -> Prepared:
-        recordings = read_fsdd(locate_fsdd(dcfg.path), SAMPLE_RATE)
-        if dcfg.max_samples and len(recordings) > dcfg.max_samples:
-            keep = np.random.default_rng(dcfg.split_seed).choice(len(recordings), dcfg.max_samples, replace=False)
-            recordings = [recordings[i] for i in sorted(keep)]
+        recordings = fsdd_recordings(dcfg.path, SAMPLE_RATE, dcfg.max_samples, dcfg.split_seed)
         for r in recordings:
-            r["split"] = "test" if r["index"] < 5 else "val" if r["index"] < 5 + dcfg.val_indices else "train"
+            r["split"] = fsdd_split(r["index"], dcfg.val_indices)
         rng = np.random.default_rng(dcfg.mix_seed)
         out.mkdir(parents=True, exist_ok=True)
         frames = []
@@ -231,7 +223,7 @@ class AudioEnhancement(Task):
             "sample_rate": SAMPLE_RATE,
             "noises": list(NOISES),
             "snr_range": [dcfg.snr_min, dcfg.snr_max],
-            "n_samples": {s: int((manifest.split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(manifest.split),
         }
         return Prepared(manifest=manifest, info=info)
 
@@ -239,22 +231,10 @@ class AudioEnhancement(Task):
         lo, hi = info["snr_range"]
         return [
             *audio_expectations(info["sample_rate"], 0.1, 5.0, min_rms_db=-60.0),
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 50}, "too few mixtures to train"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "noise", "value_set": info["noises"]},
-                "known noise types only",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "snr_db", "min_value": lo, "max_value": hi},
-                "mixtures stay in the configured SNR range",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "clean_rms_db", "min_value": -60.0, "max_value": 0.0},
-                "the target speech is not silent",
-            ),
+            expect.min_rows(50, "too few mixtures to train"),
+            expect.in_set("noise", info["noises"], "known noise types only"),
+            expect.between("snr_db", lo, hi, "mixtures stay in the configured SNR range"),
+            expect.between("clean_rms_db", -60.0, 0.0, "the target speech is not silent"),
             Expectation(
                 "expect_column_distinct_values_to_contain_set",
                 {"column": "noise", "value_set": info["noises"]},
@@ -349,19 +329,12 @@ class AudioEnhancement(Task):
         return [{"audio": wav_bytes(x, SAMPLE_RATE)} for x in data.noisy["test"][:n]]
 
     def bad_requests(self) -> list[tuple[Request, int, str]]:
-        tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
-        return [
-            ({"audio": b"RIFF....not really a wav"}, 415, "not a WAV"),
-            ({"audio": wav_bytes(tone, 22050)}, 422, "expected 8000 Hz, got 22050 Hz"),
-            ({"audio": wav_bytes(np.zeros(0), SAMPLE_RATE)}, 422, "empty"),
-            ({"audio": wav_bytes(tone[:100], SAMPLE_RATE)}, 422, "too short"),
-            ({"audio": wav_bytes(np.tile(tone, 31), SAMPLE_RATE)}, 413, "too long"),
-            ({"audio": wav_bytes(np.sign(tone), SAMPLE_RATE)}, 422, "clipped"),
-            ({"text": "hello"}, 422, "not used"),
-        ]
+        return wav_bad_requests(SAMPLE_RATE, MAX_REQUEST_SECONDS, 22050, {"text": "hello"})
 
     def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
-        return [decode_wav(request["audio"], loaded.info["sample_rate"], min_seconds=0.05, max_seconds=30.0)]
+        return [
+            decode_wav(request["audio"], loaded.info["sample_rate"], min_seconds=0.05, max_seconds=MAX_REQUEST_SECONDS)
+        ]
 
     def forward(self, loaded: LoadedModel, batch: list[np.ndarray]) -> list[np.ndarray]:
         return enhance(loaded.module, batch)

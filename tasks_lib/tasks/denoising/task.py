@@ -12,7 +12,8 @@ from torch import nn
 
 from tasks_lib.core import photos as ph
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
+from tasks_lib.core.task import Expectation, Prepared, Recipe
+from tasks_lib.families.photo_restoration import PhotoRestorationFamily, best_of
 from tasks_lib.tasks.denoising.model import DnCNN, estimate_sigma
 
 
@@ -94,19 +95,15 @@ def classical_denoisers(noisy: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @register
-class Denoising(Task):
+class Denoising(PhotoRestorationFamily):
     """DnCNN-style denoiser vs the best of TV / bilateral / non-local means / wavelet (seed example 24)."""
 
     name = "denoising"
     seed_sections = (24,)
     metric = "psnr"
-    greater_is_better = True
-    request_fields = ("image",)
-    output_media = "image/png"
-    batchable = False
     config_cls = DenoisingConfig
     data_config_cls = DenoisingData
-    default_source = "photos"
+    folder_source = ("folder", "a folder of PNG/JPEG clean photos at --path (flat, or BSD-style train/ val/ test/)")
     profiles = {
         "smoke": {
             "data": {"max_side": 64, "patch_size": 24, "patches_per_photo": 4, "gray_photos": False},
@@ -121,19 +118,6 @@ class Denoising(Task):
             "train": {"epochs": 60, "width": 64, "depth": 17, "batch_size": 64, "lr": 1e-3},
         },
     }
-
-    def sources(self) -> dict[str, DataSource]:
-        return {
-            "photos": DataSource(
-                "photos", "photographs bundled with scikit-image and scikit-learn, split by photo", "package"
-            ),
-            "folder": DataSource(
-                "folder",
-                "a folder of PNG/JPEG clean photos at --path (flat, or BSD-style train/ val/ test/)",
-                "folder",
-                needs_path=True,
-            ),
-        }
 
     # -- data ---------------------------------------------------------------------------
     def prepare(self, dcfg: DenoisingData, out: Path) -> Prepared:
@@ -159,9 +143,6 @@ class Denoising(Task):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         return ph.photo_expectations(info, ratio=1)
 
-    def load(self, data_dir: Path) -> ph.PhotoPairs:
-        return ph.load_pairs(data_dir)
-
     # -- model ----------------------------------------------------------------------------
     def build_model(self, cfg: DenoisingConfig, info: dict[str, Any]) -> nn.Module:
         return DnCNN(3, cfg.width, cfg.depth, noise_map=info["blind"])
@@ -186,11 +167,11 @@ class Denoising(Task):
         )
 
     @staticmethod
-    def denoise(model: nn.Module, noisy: np.ndarray) -> np.ndarray:
+    def restore(model: nn.Module, noisy: np.ndarray) -> np.ndarray:
         return ph.to_uint8(ph.run_model(model, ph.to_float(torch.from_numpy(noisy.copy())[None])))
 
     def evaluate(self, model: nn.Module, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
-        return quality([(n, self.denoise(model, i), t) for n, i, t in data.photos[split]])
+        return quality([(n, self.restore(model, i), t) for n, i, t in data.photos[split]])
 
     def baseline(self, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
         """The best (highest mean PSNR on this split) of TV, bilateral and wavelet denoising;
@@ -201,35 +182,14 @@ class Denoising(Task):
             for k, v in classical_denoisers(noisy).items():
                 per.setdefault(k, []).append((name, v, clean))
         means = {k: quality(v) for k, v in per.items()}
-        best = max((k for k in means if k != "noisy"), key=lambda k: means[k]["psnr"])
-        out = dict(means[best])
-        for k, m in means.items():
-            out |= {f"{k}_{q}": v for q, v in m.items() if q == "psnr" or q == "ssim" or q.endswith("_psnr")}
-        out["best_is_" + best] = 1.0
-        return out
+        return best_of(means, "noisy", lambda q: q == "psnr" or q == "ssim" or q.endswith("_psnr"))
 
     def examples(self, model: nn.Module, data: ph.PhotoPairs) -> dict[str, Any]:
         return ph.review_examples(
             data.photos["test"],
             classical_denoisers,
-            lambda img: self.denoise(model, img),
+            lambda img: self.restore(model, img),
             "noisy",
             "denoising",
             "denoising, PSNR on RGB (test photos)",
         )
-
-    # -- serving ------------------------------------------------------------------------------
-    def request_examples(self, data: ph.PhotoPairs, n: int) -> list[Request]:
-        return ph.photo_requests(data, n)
-
-    def bad_requests(self) -> list[tuple[Request, int, str]]:
-        return ph.photo_bad_requests(self.config_cls())
-
-    def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
-        return [ph.parse_photo(request, loaded.cfg)]
-
-    def forward(self, loaded: LoadedModel, batch: list[np.ndarray]) -> list[np.ndarray]:
-        return [self.denoise(loaded.module, img) for img in batch]
-
-    def postprocess(self, loaded: LoadedModel, output: np.ndarray) -> dict[str, Any]:
-        return ph.photo_answer(output)

@@ -13,9 +13,18 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import (
+    SPLITS,
+    SplitTensors,
+    add_leak_column,
+    first_copies,
+    hash_split,
+    save_split_arrays,
+    split_sizes,
+    subsample,
+)
 from tasks_lib.core.figures import image_grid_figure
 from tasks_lib.core.images import decode_image, image_folder_files, png_bytes, to_model_array
 from tasks_lib.core.recipes import supervised
@@ -85,11 +94,8 @@ def binary_metrics(y: np.ndarray, p_face: np.ndarray) -> dict[str, float]:
     }
 
 
-@dataclass
-class FaceSet:
-    x: dict[str, torch.Tensor]  # uint8 N x S x S
-    y: dict[str, torch.Tensor]
-    info: dict[str, Any]
+class FaceSet(SplitTensors):
+    """Prepared arrays in memory: uint8 N x S x S per split."""
 
 
 @register
@@ -99,7 +105,6 @@ class FaceRecognition(Task):
     name = "face_recognition"
     seed_sections = (2,)
     metric = "accuracy"
-    greater_is_better = True
     request_fields = ("image",)
     config_cls = FaceConfig
     data_config_cls = FaceData
@@ -139,19 +144,16 @@ class FaceRecognition(Task):
         # lfw_subset holds a few almost flat non-face patches (pixel std < 1 of 255): nothing to learn from
         flat = x.reshape(len(x), -1).std(1) < 1.0
         x, y = x[~flat], y[~flat]
-        hashes = np.array([sha1_bytes(i.tobytes()) for i in x])
-        _, first = np.unique(hashes, return_index=True)
-        keep = np.sort(first)
+        hashes, keep = first_copies(x)
         n_dup = len(x) - len(keep)
         x, y, hashes = x[keep], y[keep], hashes[keep]
-        if dcfg.max_samples and len(x) > dcfg.max_samples:
-            pick = np.sort(np.random.default_rng(dcfg.split_seed).choice(len(x), dcfg.max_samples, replace=False))
+        pick = subsample(len(x), dcfg.max_samples, dcfg.split_seed)
+        if pick is not None:
             x, y, hashes = x[pick], y[pick], hashes[pick]
         split = hash_split(hashes, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)  # stable under growth
         out.mkdir(parents=True, exist_ok=True)
         for s in SPLITS:
-            np.save(out / f"{s}_x.npy", x[split == s])
-            np.save(out / f"{s}_y.npy", y[split == s])
+            save_split_arrays(out, s, x=x[split == s], y=y[split == s])
         manifest = add_leak_column(
             pd.DataFrame(
                 {
@@ -175,7 +177,7 @@ class FaceRecognition(Task):
             "image_size": dcfg.image_size,
             "mean": float(train.mean()),
             "std": float(max(train.std(), 1e-3)),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": int(n_dup),
             "flat_removed": int(flat.sum()),
             "kfold": dcfg.kfold,
@@ -185,29 +187,18 @@ class FaceRecognition(Task):
 
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         s = info["image_size"]
-        exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few images to train on"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "label", "value_set": [0, 1]}, "face or not"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "dtype", "value_set": ["uint8"]}, "8-bit"),
-            Expectation(
-                "expect_column_values_to_be_between", {"column": "pixel_min", "min_value": 0, "max_value": 255}
+        return [
+            expect.min_rows(20, "too few images to train on"),
+            expect.in_set("label", [0, 1], "face or not"),
+            *expect.frame_size(s, s, "one size"),
+            expect.in_set("dtype", ["uint8"], "8-bit"),
+            expect.between("pixel_min", 0, 255),
+            expect.between("pixel_max", 0, 255),
+            expect.between(
+                "pixel_std", 1.0, None, "a flat image (constant pixels) holds no face nor non-face evidence"
             ),
-            Expectation(
-                "expect_column_values_to_be_between", {"column": "pixel_max", "min_value": 0, "max_value": 255}
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "pixel_std", "min_value": 1.0},
-                "a flat image (constant pixels) holds no face nor non-face evidence",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (test leakage)",
-            ),
-            all_splits_present(),
+            expect.no_leak("no image in two splits (test leakage)"),
+            expect.all_splits(),
             # (expect_column_mean_to_be_between would say it in one line, but flows/validation.py
             # trips over its numpy observed value; per-class row counts say the same)
             Expectation(
@@ -216,23 +207,11 @@ class FaceRecognition(Task):
             Expectation(
                 "expect_table_row_count_to_be_between", {"min_value": 10}, "at least 10 non-faces", where={"label": 0}
             ),
+            *expect.labels_per_split([0, 1], "faces and non-faces in {split}"),
         ]
-        for s_ in SPLITS:
-            exp.append(
-                Expectation(
-                    "expect_column_distinct_values_to_equal_set",
-                    {"column": "label", "value_set": [0, 1]},
-                    f"faces and non-faces in {s_}",
-                    where={"split": s_},
-                )
-            )
-        return exp
 
     def load(self, data_dir: Path) -> FaceSet:
-        data_dir = Path(data_dir)
-        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
-        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
-        return FaceSet(x, y, read_info(data_dir))
+        return FaceSet.load(data_dir)
 
     # -- model ----------------------------------------------------------------------------
     def build_model(self, cfg: FaceConfig, info: dict[str, Any]) -> nn.Module:

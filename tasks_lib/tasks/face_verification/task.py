@@ -16,11 +16,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, hash_split, read_info, sha1_bytes
 from tasks_lib.core.errors import InvalidInput
-from tasks_lib.core.images import decode_image, png_bytes, to_model_array
+from tasks_lib.core.images import decode_image, normalise_nhwc, png_bytes, to_model_array
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
@@ -53,7 +53,6 @@ class FaceData(DataConfig):
 @dataclass(frozen=True)
 class FaceConfig(TaskConfig):
     epochs: int = 20
-    batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 5e-4
     width: int = 24
@@ -93,9 +92,7 @@ class FaceVerification(Task):
     name = "face_verification"
     seed_sections = (9,)
     metric = "roc_auc"
-    greater_is_better = True
     request_fields = ("image", "image2")
-    output_media = None
     batchable = False  # a request is one image (-> embedding) or a pair (-> same?): items differ in kind
     config_cls = FaceConfig
     data_config_cls = FaceData
@@ -250,29 +247,18 @@ class FaceVerification(Task):
         h, w, c = info["image_shape"]
         img, pair = {"kind": "image"}, {"kind": "pair"}
         return [
-            Expectation("expect_column_values_to_be_in_set", {"column": "kind", "value_set": ["image", "pair"]}),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "decoded", "value_set": [True]},
-                "every image decodes",
-                where=img,
-            ),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [h]}, where=img),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [w]}, where=img),
-            Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [c]}, where=img),
+            expect.in_set("kind", ["image", "pair"]),
+            expect.in_set("decoded", [True], "every image decodes", img),
+            *expect.frame_size(h, w, "", img),
+            expect.in_set("channels", [c], "", img),
             Expectation("expect_column_values_to_not_be_null", {"column": "identity"}, where=img),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_identity", "value_set": [1]},
+            expect.in_set(
+                "splits_with_same_identity",
+                [1],
                 "no identity in two splits: verification is tested on people never seen in training",
-                where=img,
+                img,
             ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (test leakage)",
-                where=img,
-            ),
+            expect.in_set("splits_with_same_content", [1], "no image in two splits (test leakage)", img),
             Expectation(
                 "expect_column_distinct_values_to_equal_set",
                 {"column": "split", "value_set": list(SPLITS)},
@@ -285,30 +271,10 @@ class FaceVerification(Task):
                 "validation pairs (threshold) and test pairs (metrics) present",
                 where=pair,
             ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "file_exists", "value_set": [True]},
-                "the first image of every pair exists",
-                where=pair,
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "file2_exists", "value_set": [True]},
-                "the second image of every pair exists",
-                where=pair,
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "same_consistent", "value_set": [True]},
-                "a 'same' pair shows one identity, a 'different' pair two",
-                where=pair,
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "distinct_files", "value_set": [True]},
-                "a pair compares two different photos",
-                where=pair,
-            ),
+            expect.in_set("file_exists", [True], "the first image of every pair exists", pair),
+            expect.in_set("file2_exists", [True], "the second image of every pair exists", pair),
+            expect.in_set("same_consistent", [True], "a 'same' pair shows one identity, a 'different' pair two", pair),
+            expect.in_set("distinct_files", [True], "a pair compares two different photos", pair),
             Expectation(
                 "expect_column_distinct_values_to_equal_set",
                 {"column": "same", "value_set": [False, True]},
@@ -330,19 +296,13 @@ class FaceVerification(Task):
     def build_model(self, cfg: FaceConfig, info: dict[str, Any]) -> nn.Module:
         return FaceEmbedder(info["image_shape"][2], max(info["n_train_ids"], 1), cfg.width, cfg.dim)
 
-    @staticmethod
-    def _normalise(x: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
-        mean = torch.tensor(info["mean"], device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
-        return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
-
     def training(self, model: nn.Module, data: FaceArrays, cfg: FaceConfig) -> Recipe:
         info = data.info
         train_ids = data.ids["train"]
         labels = torch.from_numpy(np.searchsorted(np.unique(train_ids), train_ids)).long()  # 0..n_train_ids-1
 
         def prepare_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-            x = self._normalise(x, info)
+            x = normalise_nhwc(x, info)
             flip = torch.rand(len(x), generator=gen, device=x.device) < 0.5  # a mirrored face is the same person
             return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
@@ -363,7 +323,7 @@ class FaceVerification(Task):
         return recipe
 
     def _embed(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
-        return engine.predict_batches(model, x, batch_size=256, prepare=lambda b: self._normalise(b, info)).numpy()
+        return engine.predict_batches(model, x, batch_size=256, prepare=lambda b: normalise_nhwc(b, info)).numpy()
 
     def _similarities(self, model: nn.Module, data: FaceArrays, split: str) -> tuple[np.ndarray, np.ndarray]:
         emb = self._embed(model, data.x[split], data.info)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest
 from tasks_lib.core.errors import InvalidInput
@@ -99,7 +99,6 @@ class GameControl(Task):
     name = "game_control"
     seed_sections = (8,)
     metric = "mean_return"
-    greater_is_better = True
     request_fields = ("array",)
     config_cls = GameControlConfig
     data_config_cls = GameControlData
@@ -174,48 +173,20 @@ class GameControl(Task):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         shape = json.dumps(info["obs_shape"])
         return [
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "env_id", "value_set": ["CartPole-v1"]},
-                "the model, renderer and 475 target are for CartPole-v1",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "observation", "value_set": list(OBSERVATIONS)},
-                "state or pixels",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": "obs_shape", "value_set": [shape]}, "one observation"
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "state_dim", "value_set": [4]},
-                "CartPole state: cart position, velocity, pole angle, angular velocity",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": "n_actions", "value_set": [2]}, "push left or right"
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "max_episode_steps", "value_set": [500]},
-                "v1's time limit: returns are comparable to the 475 threshold",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "initial_state_abs_max", "min_value": 0.0, "max_value": 0.05},
-                "CartPole resets uniformly in +-0.05",
-            ),
+            expect.in_set("env_id", ["CartPole-v1"], "the model, renderer and 475 target are for CartPole-v1"),
+            expect.in_set("observation", list(OBSERVATIONS), "state or pixels"),
+            expect.in_set("obs_shape", [shape], "one observation"),
+            expect.in_set("state_dim", [4], "CartPole state: cart position, velocity, pole angle, angular velocity"),
+            expect.in_set("n_actions", [2], "push left or right"),
+            expect.in_set("max_episode_steps", [500], "v1's time limit: returns are comparable to the 475 threshold"),
+            expect.between("initial_state_abs_max", 0.0, 0.05, "CartPole resets uniformly in +-0.05"),
             Expectation("expect_column_values_to_be_unique", {"column": "seed"}, "each episode seed once"),
             Expectation(
                 "expect_column_distinct_values_to_contain_set",
                 {"column": "split", "value_set": list(SPLITS)},
                 "training envs, validation and test episodes",
             ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "an evaluation seed must not be a training seed",
-            ),
+            expect.no_leak("an evaluation seed must not be a training seed"),
         ]
 
     def load(self, data_dir: Path) -> EnvData:

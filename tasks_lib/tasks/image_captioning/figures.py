@@ -6,15 +6,11 @@ import textwrap
 
 import numpy as np
 
-from tasks_lib.core.figures import _pyplot
+from tasks_lib.core.figures import blank_grid
 
 
 def captions_figure(images: np.ndarray, hypotheses: list[str], references: list[list[str]], cols: int = 4):
-    plt = _pyplot()
-    rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 4.0 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = blank_grid(len(images), cols, 3.4, 4.0)
     for ax, img, hyp, refs in zip(axes.flat, images, hypotheses, references, strict=False):
         ax.imshow(img)
         exact = hyp in refs

@@ -25,8 +25,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from tasks_lib.core import expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes, split_sizes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
@@ -59,7 +60,6 @@ class CaptionData(DataConfig):
 @dataclass(frozen=True)
 class CaptionConfig(TaskConfig):
     epochs: int = 12
-    batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
     width: int = 32  # encoder channels at full resolution; x2 and x4 deeper
@@ -112,7 +112,6 @@ class ImageCaptioning(Task):
     name = "image_captioning"
     seed_sections = (5,)
     metric = "bleu4"
-    greater_is_better = True
     request_fields = ("image", "array", "options")
     batchable = True  # every request is resized to image_size; the beam width rides in the row
     config_cls = CaptionConfig
@@ -257,69 +256,54 @@ class ImageCaptioning(Task):
             "max_len": int(train_words.max()) if len(train_words) else 1,
             "max_caption_words": dcfg.max_caption_words,
             "held_out": [f"{c} {k}" for c, k in scenes.parse_pairs(dcfg.held_out)] if dcfg.source == "scenes" else [],
-            "n_samples": {sp: int((manifest.split == sp).sum()) for sp in SPLITS},
+            "n_samples": split_sizes(manifest.split),
             "duplicates_removed": int(len(x) - len(first)),
         }
         return Prepared(manifest=manifest, info=info)
 
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         s, generated = info["image_size"], info["source"] == "scenes"
-        between = "expect_column_values_to_be_between"
+        most = info["max_caption_words"]
         exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few images to train on"),
-            all_splits_present(),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one input size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one input size"),
-            Expectation(
-                between,
-                {"column": "pixel_std", "min_value": 1.0},
-                "images are not flat (a failed or truncated decode leaves a uniform image)",
+            expect.min_rows(20, "too few images to train on"),
+            expect.all_splits(),
+            *expect.frame_size(s, s, "one input size"),
+            expect.between(
+                "pixel_std", 1.0, None, "images are not flat (a failed or truncated decode leaves a uniform image)"
             ),
-            Expectation(between, {"column": "n_captions", "min_value": 1}, "every image has a caption"),
-            Expectation(between, {"column": "min_chars", "min_value": 1}, "no empty caption"),
-            Expectation(
-                between,
-                {"column": "min_words", "min_value": 1, "max_value": info["max_caption_words"]},
-                "every caption has at least one word",
-            ),
-            Expectation(
-                between,
-                {"column": "max_words", "min_value": 1, "max_value": info["max_caption_words"]},
-                f"captions are at most {info['max_caption_words']} words (the decoder's length)",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "oov_words", "value_set": [0]},
+            expect.between("n_captions", 1, None, "every image has a caption"),
+            expect.between("min_chars", 1, None, "no empty caption"),
+            expect.between("min_words", 1, most, "every caption has at least one word"),
+            expect.between("max_words", 1, most, f"captions are at most {most} words (the decoder's length)"),
+            expect.in_set(
+                "oov_words",
+                [0],
                 "the vocabulary is built from the training captions: every training word is in it",
-                where={"split": "train"},
+                {"split": "train"},
             ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (test leakage)",
-            ),
+            expect.no_leak("no image in two splits (test leakage)"),
         ]
         if generated:
             exp += [
-                Expectation(
-                    "expect_column_values_to_be_in_set",
-                    {"column": "oov_words", "value_set": [0]},
+                expect.in_set(
+                    "oov_words",
+                    [0],
                     "generated test captions use only words seen in training (only their combination is new)",
                 ),
-                Expectation(
-                    "expect_column_values_to_be_in_set",
-                    {"column": "held_out_pair", "value_set": [True]},
+                expect.in_set(
+                    "held_out_pair",
+                    [True],
                     "every test scene holds a held-out colour-kind pair (compositional test)",
-                    where={"split": "test"},
+                    {"split": "test"},
                 ),
             ]
             for sp in ("train", "val"):
                 exp.append(
-                    Expectation(
-                        "expect_column_values_to_be_in_set",
-                        {"column": "held_out_pair", "value_set": [False]},
+                    expect.in_set(
+                        "held_out_pair",
+                        [False],
                         "held-out colour-kind pairs never appear in train or val",
-                        where={"split": sp},
+                        {"split": sp},
                     )
                 )
                 for pair in info["held_out"]:

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
+from tasks_lib.core import expect
 from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, sha1_bytes
+from tasks_lib.core.data import first_copies, hash_split, split_sizes, subsample, write_labelled_images
 from tasks_lib.core.metrics import classification_metrics
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, Prepared
@@ -40,7 +40,6 @@ class ImageClassificationData(DataConfig):
 @dataclass(frozen=True)
 class ImageClassificationConfig(TaskConfig):
     epochs: int = 30
-    batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1  # softer targets: better calibrated, less over-confident
@@ -102,14 +101,12 @@ class ImageClassification(ImageClassifierFamily):
             raise ValueError(f"unknown source {dcfg.source}")
 
         # Exact duplicates would let one sample sit in two splits: keep the first copy.
-        hashes = np.array([sha1_bytes(img.tobytes()) for img in x])
+        hashes, keep = first_copies(x)
         n_before = len(hashes)
-        _, first = np.unique(hashes, return_index=True)
-        keep = np.sort(first)
         x, y, hashes = x[keep], y[keep], hashes[keep]
         split = split[keep] if split is not None else None
-        if dcfg.max_samples and len(x) > dcfg.max_samples:
-            pick = np.sort(np.random.default_rng(dcfg.split_seed).choice(len(x), dcfg.max_samples, replace=False))
+        pick = subsample(len(x), dcfg.max_samples, dcfg.split_seed)
+        if pick is not None:
             x, y, hashes = x[pick], y[pick], hashes[pick]
             split = split[pick] if split is not None else None
         # Split by content hash, so growing or re-subsampling the pool never moves a sample.
@@ -119,31 +116,8 @@ class ImageClassification(ImageClassifierFamily):
             train_idx = np.flatnonzero(split == "train")
             split[train_idx] = hash_split(hashes[train_idx], dcfg.val_fraction, 0.0, dcfg.split_seed)
 
-        out.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for s in SPLITS:
-            idx = np.flatnonzero(split == s)
-            np.save(out / f"{s}_x.npy", x[idx])
-            np.save(out / f"{s}_y.npy", y[idx])
-            xs = x[idx]
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "sample_id": [f"{s}/{i}" for i in range(len(idx))],
-                        "split": s,
-                        "label": y[idx],
-                        "height": xs.shape[1],
-                        "width": xs.shape[2],
-                        "channels": xs.shape[3],
-                        "dtype": str(xs.dtype),
-                        "pixel_min": xs.reshape(len(idx), -1).min(axis=1) if len(idx) else [],
-                        "pixel_max": xs.reshape(len(idx), -1).max(axis=1) if len(idx) else [],
-                        "has_nan": False,  # uint8 cannot hold NaN; float sources would set it
-                        "sha1": hashes[idx],
-                    }
-                )
-            )
-        manifest = add_leak_column(pd.concat(rows, ignore_index=True))
+        # uint8 cannot hold NaN; float sources would set it
+        manifest = write_labelled_images(out, x, y, split, hashes, lambda xs, idx: {"has_nan": False})
         train_x = torch.from_numpy(x[split == "train"]).float() / 255
         info = {
             "source": dcfg.source,
@@ -152,7 +126,7 @@ class ImageClassification(ImageClassifierFamily):
             "hflip": hflip,
             "mean": train_x.mean(dim=(0, 1, 2)).tolist(),
             "std": train_x.std(dim=(0, 1, 2)).clamp_min(1e-3).tolist(),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": n_before - len(keep),
         }
         return Prepared(manifest=manifest, info=info)
@@ -160,48 +134,17 @@ class ImageClassification(ImageClassifierFamily):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         h, w, c = info["image_shape"]
         n = len(info["classes"])
-        exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 10 * n}, "too few samples to train on"),
-            Expectation("expect_column_values_to_not_be_null", {"column": "label"}),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "label", "min_value": 0, "max_value": n - 1},
-                f"labels index the {n} classes",
-            ),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [h]}, "one image size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [w]}, "one image size"),
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": "channels", "value_set": [c]}, "one channel count"
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": "dtype", "value_set": ["uint8"]}, "8-bit pixels"
-            ),
-            Expectation(
-                "expect_column_values_to_be_between", {"column": "pixel_min", "min_value": 0, "max_value": 255}
-            ),
-            Expectation(
-                "expect_column_values_to_be_between", {"column": "pixel_max", "min_value": 0, "max_value": 255}
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": "has_nan", "value_set": [False]}, "no NaN pixels"
-            ),
-            all_splits_present(),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no sample in two splits (test leakage)",
-            ),
+        return [
+            expect.min_rows(10 * n, "too few samples to train on"),
+            *expect.labels_index(n, f"labels index the {n} classes"),
+            *expect.image_layout(h, w, c),
+            expect.between("pixel_min", 0, 255),
+            expect.between("pixel_max", 0, 255),
+            expect.in_set("has_nan", [False], "no NaN pixels"),
+            expect.all_splits(),
+            expect.no_leak(),
+            *expect.labels_per_split(list(range(n))),
         ]
-        for s in SPLITS:
-            exp.append(
-                Expectation(
-                    "expect_column_distinct_values_to_equal_set",
-                    {"column": "label", "value_set": list(range(n))},
-                    f"every class present in {s}",
-                    where={"split": s},
-                )
-            )
-        return exp
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: ImageClassificationConfig, info: dict[str, Any]) -> nn.Module:

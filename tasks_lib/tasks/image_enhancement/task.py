@@ -12,7 +12,8 @@ from torch import nn
 
 from tasks_lib.core import photos as ph
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
+from tasks_lib.core.task import Expectation, Prepared, Recipe
+from tasks_lib.families.photo_restoration import PhotoRestorationFamily, best_of
 from tasks_lib.tasks.image_enhancement.model import ContextUNet
 from tasks_lib.tasks.image_enhancement.readers import read_pair_folder
 
@@ -58,19 +59,16 @@ def classical_enhancements(low: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @register
-class ImageEnhancement(Task):
+class ImageEnhancement(PhotoRestorationFamily):
     """Context U-Net vs the best of gamma correction / CLAHE / histogram equalisation (seed example 17)."""
 
     name = "image_enhancement"
     seed_sections = (17,)
     metric = "psnr"
-    greater_is_better = True
-    request_fields = ("image",)
-    output_media = "image/png"
-    batchable = False
     config_cls = EnhancementConfig
     data_config_cls = EnhancementData
-    default_source = "photos"
+    photos_description = "photographs bundled with scikit-image and scikit-learn under the low-light degradation"
+    folder_source = ("pairs", "LOL-style low/ + high/ image pairs at --path (optionally per split folder)")
     profiles = {
         "smoke": {
             "data": {"max_side": 64, "patch_size": 32, "patches_per_photo": 4, "gray_photos": False},
@@ -85,21 +83,6 @@ class ImageEnhancement(Task):
             "train": {"epochs": 60, "width": 32, "batch_size": 32, "lr": 1e-3},
         },
     }
-
-    def sources(self) -> dict[str, DataSource]:
-        return {
-            "photos": DataSource(
-                "photos",
-                "photographs bundled with scikit-image and scikit-learn under the low-light degradation",
-                "package",
-            ),
-            "pairs": DataSource(
-                "pairs",
-                "LOL-style low/ + high/ image pairs at --path (optionally per split folder)",
-                "folder",
-                needs_path=True,
-            ),
-        }
 
     # -- data ---------------------------------------------------------------------------
     def prepare(self, dcfg: EnhancementData, out: Path) -> Prepared:
@@ -132,9 +115,6 @@ class ImageEnhancement(Task):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         return ph.photo_expectations(info, ratio=1)
 
-    def load(self, data_dir: Path) -> ph.PhotoPairs:
-        return ph.load_pairs(data_dir)
-
     # -- model ----------------------------------------------------------------------------
     def build_model(self, cfg: EnhancementConfig, info: dict[str, Any]) -> nn.Module:
         return ContextUNet(cfg.width)
@@ -148,12 +128,12 @@ class ImageEnhancement(Task):
         )
 
     @staticmethod
-    def enhance(model: nn.Module, low: np.ndarray) -> np.ndarray:
+    def restore(model: nn.Module, low: np.ndarray) -> np.ndarray:
         x = ph.to_float(torch.from_numpy(low.copy())[None])
         return ph.to_uint8(ph.run_model(model, x, multiple=ContextUNet.multiple))
 
     def evaluate(self, model: nn.Module, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
-        return ph.mean_quality([ph.image_quality(t, self.enhance(model, i)) for _, i, t in data.photos[split]])
+        return ph.mean_quality([ph.image_quality(t, self.restore(model, i)) for _, i, t in data.photos[split]])
 
     def baseline(self, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
         """The best (highest mean PSNR on this split) of gamma correction, CLAHE and histogram
@@ -164,35 +144,14 @@ class ImageEnhancement(Task):
             for k, v in classical_enhancements(low).items():
                 per.setdefault(k, []).append(ph.image_quality(high, v))
         means = {k: ph.mean_quality(v) for k, v in per.items()}
-        best = max((k for k in means if k != "input"), key=lambda k: means[k]["psnr"])
-        out = dict(means[best])
-        for k, m in means.items():
-            out |= {f"{k}_psnr": m["psnr"], f"{k}_ssim": m["ssim"]}
-        out["best_is_" + best] = 1.0
-        return out
+        return best_of(means, "input", lambda q: q in ("psnr", "ssim"))
 
     def examples(self, model: nn.Module, data: ph.PhotoPairs) -> dict[str, Any]:
         return ph.review_examples(
             data.photos["test"],
             classical_enhancements,
-            lambda img: self.enhance(model, img),
+            lambda img: self.restore(model, img),
             "input",
             "enhancement",
             "low-light enhancement, PSNR on RGB",
         )
-
-    # -- serving ------------------------------------------------------------------------------
-    def request_examples(self, data: ph.PhotoPairs, n: int) -> list[Request]:
-        return ph.photo_requests(data, n)
-
-    def bad_requests(self) -> list[tuple[Request, int, str]]:
-        return ph.photo_bad_requests(self.config_cls())
-
-    def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
-        return [ph.parse_photo(request, loaded.cfg)]
-
-    def forward(self, loaded: LoadedModel, batch: list[np.ndarray]) -> list[np.ndarray]:
-        return [self.enhance(loaded.module, img) for img in batch]
-
-    def postprocess(self, loaded: LoadedModel, output: np.ndarray) -> dict[str, Any]:
-        return ph.photo_answer(output)

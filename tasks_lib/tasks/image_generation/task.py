@@ -8,15 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.core import engine, refs
+from tasks_lib.core import engine, expect, refs
 from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import (
+    SplitTensors,
+    first_copies,
+    hash_split,
+    split_sizes,
+    subsample,
+    write_labelled_images,
+)
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import png_bytes
@@ -52,10 +58,9 @@ class ImageGenerationConfig(TaskConfig):
 
 
 @dataclass
-class GenData:
-    x: dict[str, torch.Tensor]  # uint8 N x 32 x 32 x 1
-    y: dict[str, torch.Tensor]
-    info: dict[str, Any]
+class GenData(SplitTensors):
+    """Prepared arrays in memory: uint8 N x 32 x 32 x 1 per split."""
+
     judged_by: DCGAN | None = field(default=None, repr=False)  # set by evaluate: baseline uses the same judge
 
 
@@ -99,45 +104,24 @@ class ImageGeneration(Task):
         big = F.interpolate(small, size=(dcfg.image_size, dcfg.image_size), mode="bilinear", align_corners=False)
         x = (big.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         y = digits.target.astype(np.int64)
-        hashes = np.array([sha1_bytes(img.tobytes()) for img in x])
-        _, first = np.unique(hashes, return_index=True)
-        keep = np.sort(first)
+        hashes, keep = first_copies(x)
         n_dup = len(x) - len(keep)
         x, y, hashes = x[keep], y[keep], hashes[keep]
-        if dcfg.max_samples and len(x) > dcfg.max_samples:
-            pick = np.sort(np.random.default_rng(dcfg.split_seed).choice(len(x), dcfg.max_samples, replace=False))
+        pick = subsample(len(x), dcfg.max_samples, dcfg.split_seed)
+        if pick is not None:
             x, y, hashes = x[pick], y[pick], hashes[pick]
         split = hash_split(hashes, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)  # stable under growth
-        out.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for s in SPLITS:
-            idx = np.flatnonzero(split == s)
-            np.save(out / f"{s}_x.npy", x[idx])
-            np.save(out / f"{s}_y.npy", y[idx])
-            flat = x[idx].reshape(len(idx), -1)
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "sample_id": [f"{s}/{i}" for i in range(len(idx))],
-                        "split": s,
-                        "label": y[idx],
-                        "height": x.shape[1],
-                        "width": x.shape[2],
-                        "channels": x.shape[3],
-                        "dtype": str(x.dtype),
-                        "pixel_min": flat.min(axis=1),
-                        "pixel_max": flat.max(axis=1),
-                        "ink_fraction": (flat > 127).mean(axis=1).round(4),  # a blank or saturated image is broken
-                        "sha1": hashes[idx],
-                    }
-                )
-            )
-        manifest = add_leak_column(pd.concat(rows, ignore_index=True))
+
+        def ink(xs: np.ndarray, _idx: np.ndarray) -> dict[str, Any]:
+            # a blank or saturated image is broken
+            return {"ink_fraction": (xs.reshape(len(xs), -1) > 127).mean(axis=1).round(4)}
+
+        manifest = write_labelled_images(out, x, y, split, hashes, ink)
         info = {
             "source": dcfg.source,
             "classes": [str(c) for c in range(10)],
             "image_shape": list(x.shape[1:]),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": int(n_dup),
         }
         return Prepared(manifest=manifest, info=info)
@@ -145,45 +129,21 @@ class ImageGeneration(Task):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         h, w, c = info["image_shape"]
         n = len(info["classes"])
-        exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 10 * n}, "too few samples to train on"),
-            Expectation("expect_column_values_to_not_be_null", {"column": "label"}),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "label", "min_value": 0, "max_value": n - 1},
-                f"labels index the {n} classes (conditioning)",
+        return [
+            expect.min_rows(10 * n, "too few samples to train on"),
+            *expect.labels_index(n, f"labels index the {n} classes (conditioning)"),
+            *expect.image_layout(h, w, c, "one size", "grey", "8 bit"),
+            expect.between(
+                "ink_fraction", 0.02, 0.7, "a digit covers part of the frame: blank or saturated images are broken"
             ),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [h]}, "one size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [w]}, "one size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [c]}, "grey"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "dtype", "value_set": ["uint8"]}, "8 bit"),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "ink_fraction", "min_value": 0.02, "max_value": 0.7},
-                "a digit covers part of the frame: blank or saturated images are broken",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (the real-vs-real floor would be optimistic)",
+            expect.no_leak("no image in two splits (the real-vs-real floor would be optimistic)"),
+            *expect.labels_per_split(
+                list(range(n)), "every class in {split}: the Frechet distance compares class mixtures", exact=False
             ),
         ]
-        for s in SPLITS:
-            exp.append(
-                Expectation(
-                    "expect_column_distinct_values_to_contain_set",
-                    {"column": "label", "value_set": list(range(n))},
-                    f"every class in {s}: the Frechet distance compares class mixtures",
-                    where={"split": s},
-                )
-            )
-        return exp
 
     def load(self, data_dir: Path) -> GenData:
-        data_dir = Path(data_dir)
-        x = {s: torch.from_numpy(np.load(data_dir / f"{s}_x.npy")) for s in SPLITS}
-        y = {s: torch.from_numpy(np.load(data_dir / f"{s}_y.npy")) for s in SPLITS}
-        return GenData(x=x, y=y, info=read_info(data_dir))
+        return GenData.load(data_dir)
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: ImageGenerationConfig, info: dict[str, Any]) -> nn.Module:

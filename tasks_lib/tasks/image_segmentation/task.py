@@ -19,7 +19,6 @@ class ImageSegmentation(SegmentationFamily):
     name = "image_segmentation"
     seed_sections = (12,)
     metric = "iou"  # foreground IoU over all test pixels
-    greater_is_better = True
     binary = True
     profiles = {
         "smoke": {

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from tasks_lib.core.figures import _pyplot
+from tasks_lib.core.figures import _pyplot, blank_grid
 
 
 def detections_figure(images, preds, gt_boxes, gt_labels, classes, score_min: float = 0.3, cols: int = 4):
     plt = _pyplot()
-    rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.3 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = blank_grid(len(images), cols, 3.2, 3.3)
     for ax, img, (pb, ps, pl), gb, _gl in zip(axes.flat, images, preds, gt_boxes, gt_labels, strict=False):
         ax.imshow(img)
         for b in gb:

@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine, synthetic
+from tasks_lib.core import engine, expect, synthetic
 from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes, split_sizes
 from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
@@ -87,7 +87,6 @@ class ObjectDetection(Task):
     name = "object_detection"
     seed_sections = (4,)
     metric = "map"
-    greater_is_better = True
     request_fields = ("image", "array")
     batchable = True  # every request is resized to image_size (boxes scaled back), so items stack
     config_cls = DetectionConfig
@@ -221,7 +220,7 @@ class ObjectDetection(Task):
             "image_size": s,
             "max_objects": int(manifest["n_objects"].max()),
             "objects_per_class_train": np.bincount(train_labels, minlength=len(classes)).tolist(),
-            "n_samples": {sp: int((split == sp).sum()) for sp in SPLITS},
+            "n_samples": split_sizes(split),
             "duplicates_removed": int(len(x) - len(first)),
         }
         return Prepared(manifest=manifest, info=info)
@@ -230,39 +229,21 @@ class ObjectDetection(Task):
         s, n = info["image_size"], len(info["classes"])
         generated = info["source"] == "scenes"
         exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few images to train on"),
-            all_splits_present(),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one input size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one input size"),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "n_objects", "min_value": 1 if generated else 0, "max_value": 100},
+            expect.min_rows(20, "too few images to train on"),
+            expect.all_splits(),
+            *expect.frame_size(s, s, "one input size"),
+            expect.between(
+                "n_objects",
+                1 if generated else 0,
+                100,
                 "every generated scene holds an object; at most 100 (COCO's maxDets)",
             ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "min_label", "min_value": 0, "max_value": n - 1},
-                f"labels index the {n} classes",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "max_label", "min_value": 0, "max_value": n - 1},
-                f"labels index the {n} classes",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (test leakage)",
-            ),
+            expect.between("min_label", 0, n - 1, f"labels index the {n} classes"),
+            expect.between("max_label", 0, n - 1, f"labels index the {n} classes"),
+            expect.no_leak("no image in two splits (test leakage)"),
         ]
         for col, hi in (("box_x_min", s), ("box_y_min", s), ("box_x_max", s), ("box_y_max", s)):
-            exp.append(
-                Expectation(
-                    "expect_column_values_to_be_between",
-                    {"column": col, "min_value": 0, "max_value": hi},
-                    "boxes lie inside the image",
-                )
-            )
+            exp.append(expect.between(col, 0, hi, "boxes lie inside the image"))
         for col in ("min_box_width", "min_box_height"):
             exp.append(
                 Expectation(

@@ -25,10 +25,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine, refs
+from tasks_lib.core import engine, expect, refs
 from tasks_lib.core.coco import coco_map
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes, split_sizes
 from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.registry import register
@@ -121,7 +121,6 @@ class ObjectTracking(Task):
     name = "object_tracking"
     seed_sections = (13,)
     metric = "mota"
-    greater_is_better = True
     request_fields = ("array",)
     batchable = False  # clips differ in length and frame size
     config_cls = TrackingConfig
@@ -235,7 +234,7 @@ class ObjectTracking(Task):
             "classes": classes,
             "image_size": s,
             "n_frames": dcfg.n_frames if dcfg.source == "sequences" else None,
-            "n_sequences": {sp: int((split == sp).sum()) for sp in SPLITS},
+            "n_sequences": split_sizes(split),
             "n_frames_per_split": {
                 sp: int(sum(len(q.frames) for q, x in zip(seqs, split, strict=True) if x == sp)) for sp in SPLITS
             },
@@ -301,50 +300,25 @@ class ObjectTracking(Task):
             )
 
         exp = [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few frames to train on"),
-            all_splits_present(),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one frame size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one frame size"),
+            expect.min_rows(20, "too few frames to train on"),
+            expect.all_splits(),
+            *expect.frame_size(s, s, "one frame size"),
             between("fps", 1, 240, "a plausible frame rate (seqinfo.ini frameRate)"),
             between("frame", 1, 100000, "frames are numbered from 1"),
             between("seq_length", 2, 100000, "a sequence has at least two frames to track over"),
             between("n_boxes", 0, 200, "at most 200 objects in a frame"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "missing_frames", "value_set": [0]},
-                "every frame seqinfo.ini announces (seqLength) is in img1/",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "gt_rows_outside", "value_set": [0]},
-                "every gt.txt row belongs to a frame of the sequence",
-            ),
+            expect.in_set("missing_frames", [0], "every frame seqinfo.ini announces (seqLength) is in img1/"),
+            expect.in_set("gt_rows_outside", [0], "every gt.txt row belongs to a frame of the sequence"),
             between("min_class", 1, n, f"classes index the {n} classes (1-based, as in MOT)"),
             between("max_class", 1, n, f"classes index the {n} classes (1-based, as in MOT)"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "repeated_ids", "value_set": [0]},
-                "one box per (frame, id): an id twice in a frame breaks tracks",
-            ),
+            expect.in_set("repeated_ids", [0], "one box per (frame, id): an id twice in a frame breaks tracks"),
             between("max_id_jump", 0, 0.5 * s, "an id does not jump across the image between consecutive frames"),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no sequence in two splits (test leakage)",
-            ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_name", "value_set": [1]},
-                "no sequence name in two splits",
-            ),
+            expect.no_leak("no sequence in two splits (test leakage)"),
+            expect.in_set("splits_with_same_name", [1], "no sequence name in two splits"),
         ]
         if info.get("n_frames"):
             exp.append(
-                Expectation(
-                    "expect_column_values_to_be_in_set",
-                    {"column": "seq_length", "value_set": [info["n_frames"]]},
-                    "every generated sequence has its configured length",
-                )
+                expect.in_set("seq_length", [info["n_frames"]], "every generated sequence has its configured length")
             )
         for col in ("box_x_min", "box_y_min", "box_x_max", "box_y_max"):
             exp.append(between(col, 0, s, "boxes lie inside the image"))

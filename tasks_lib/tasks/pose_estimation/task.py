@@ -19,11 +19,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tasks_lib.core import engine
+from tasks_lib.core import engine, expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, hash_split, read_info, sha1_bytes
-from tasks_lib.core.figures import _pyplot
-from tasks_lib.core.images import image_from_request, png_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, sha1_bytes, split_sizes
+from tasks_lib.core.figures import blank_grid
+from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
 from tasks_lib.core.render import BONES, JOINTS, pose_sample
@@ -111,11 +111,7 @@ def decode_heatmaps(hm: torch.Tensor, stride: int) -> tuple[np.ndarray, np.ndarr
 
 def skeleton_figure(images, pred, gt, skeleton, titles, suptitle, cols: int = 6):
     """Predicted skeletons (yellow, dots = joints) over images, the truth as thin white lines."""
-    plt = _pyplot()
-    rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.95 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = blank_grid(len(images), cols, 1.8, 1.95)
     for ax, img, p, g, title in zip(axes.flat, images, pred, gt, titles, strict=False):
         ax.imshow(img, extent=(0, img.shape[1], img.shape[0], 0))
         for a, b in skeleton:
@@ -141,7 +137,6 @@ class PoseEstimation(Task):
     name = "pose_estimation"
     seed_sections = (21,)
     metric = "pck_0.1"
-    greater_is_better = True
     request_fields = ("image",)
     config_cls = PoseConfig
     data_config_cls = PoseData
@@ -234,7 +229,7 @@ class PoseEstimation(Task):
             "image_size": s,
             "mean": tr.mean(dim=(0, 1, 2)).tolist(),
             "std": tr.std(dim=(0, 1, 2)).clamp_min(1e-3).tolist(),
-            "n_samples": {sp: int((split == sp).sum()) for sp in SPLITS},
+            "n_samples": split_sizes(split),
         }
         return Prepared(manifest=manifest, info=info)
 
@@ -242,10 +237,9 @@ class PoseEstimation(Task):
         s, k = info["image_size"], len(info["joints"])
         between = "expect_column_values_to_be_between"
         return [
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 20}, "too few figures to train on"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [s]}, "one size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [s]}, "one size"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [3]}, "RGB"),
+            expect.min_rows(20, "too few figures to train on"),
+            *expect.frame_size(s, s, "one size"),
+            expect.in_set("channels", [3], "RGB"),
             Expectation(between, {"column": "n_visible", "min_value": 1, "max_value": k}, "some joint labelled"),
             *[
                 Expectation(between, {"column": c, "min_value": 0, "max_value": s}, "keypoints inside the image")
@@ -254,12 +248,8 @@ class PoseEstimation(Task):
             Expectation(between, {"column": "box_w", "min_value": 1, "max_value": 2 * s}, "positive box width"),
             Expectation(between, {"column": "box_h", "min_value": 1, "max_value": 2 * s}, "positive box height"),
             Expectation(between, {"column": "box_area", "min_value": 1}, "positive box area"),
-            all_splits_present(),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "splits_with_same_content", "value_set": [1]},
-                "no image in two splits (test leakage)",
-            ),
+            expect.all_splits(),
+            expect.no_leak("no image in two splits (test leakage)"),
         ]
 
     def load(self, data_dir: Path) -> PoseSet:
@@ -275,12 +265,6 @@ class PoseEstimation(Task):
     def build_model(self, cfg: PoseConfig, info: dict[str, Any]) -> nn.Module:
         return HeatmapNet(len(info["joints"]), cfg.width)
 
-    @staticmethod
-    def _normalise(x: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
-        mean = torch.tensor(info["mean"], device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(info["std"], device=x.device).view(1, -1, 1, 1)
-        return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
-
     def training(self, model: nn.Module, data: PoseSet, cfg: PoseConfig) -> Recipe:
         def loss(hm: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
             target = heatmap_targets(kp, hm.shape[-2:], HeatmapNet.stride, cfg.sigma)
@@ -293,12 +277,12 @@ class PoseEstimation(Task):
             data.kp["train"],
             cfg,
             loss,
-            prepare_batch=lambda b, g: self._normalise(b, data.info),
+            prepare_batch=lambda b, g: normalise_nhwc(b, data.info),
             validate=lambda: self.evaluate(model, data, "val"),
         )
 
     def _predict(self, model: nn.Module, x: torch.Tensor, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        hm = engine.predict_batches(model, x, batch_size=256, prepare=lambda b: self._normalise(b, info))
+        hm = engine.predict_batches(model, x, batch_size=256, prepare=lambda b: normalise_nhwc(b, info))
         return decode_heatmaps(hm, HeatmapNet.stride)
 
     def _scores(self, pred: np.ndarray, data: PoseSet, split: str) -> dict[str, float]:

@@ -21,7 +21,6 @@ class SemanticSegmentation(SegmentationFamily):
     name = "semantic_segmentation"
     seed_sections = (19,)
     metric = "miou"
-    greater_is_better = True
     binary = False
     profiles = {
         "smoke": {

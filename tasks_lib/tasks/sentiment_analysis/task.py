@@ -28,7 +28,6 @@ class SST2Data(TextClassificationData):
 @dataclass(frozen=True)
 class SentimentConfig(TaskConfig):
     epochs: int = 2
-    batch_size: int = 64
     lr: float = 5e-3
     weight_decay: float = 1e-4
     dim: int = 64  # word embedding width

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.core import distributed, engine
+from tasks_lib.core import distributed, engine, expect
 from tasks_lib.core.audio import (
     DIGIT_WORDS,
     audio_columns,
@@ -20,21 +20,23 @@ from tasks_lib.core.audio import (
     decode_wav,
     dtw_costs,
     espeak_many,
+    fsdd_recordings,
+    fsdd_source,
+    fsdd_split,
     load_clips,
-    locate_fsdd,
     mfcc,
     mix_at_snr,
     pink_noise,
-    read_fsdd,
     save_clips,
     spectrogram_figure,
     to_int16,
     trim_silence,
+    wav_bad_requests,
     wav_bytes,
     white_noise,
 )
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes, split_sizes
 from tasks_lib.core.registry import register
 from tasks_lib.core.speech_corpus import VOCAB, draw_texts, synth_jobs
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
@@ -42,6 +44,7 @@ from tasks_lib.core.text_metrics import error_rates
 from tasks_lib.tasks.speech_recognition.model import CTCSpeechModel, beam_decode, greedy_decode, snap_to_lexicon
 
 SAMPLE_RATE = 8000
+MAX_REQUEST_SECONDS = 10.0  # the longest audio /predict takes
 MAX_SECONDS = 8.0
 
 
@@ -126,7 +129,6 @@ class SpeechRecognition(Task):
     metric = "wer"
     greater_is_better = False
     request_fields = ("audio",)
-    output_media = None
     batchable = False
     config_cls = SpeechRecognitionConfig
     data_config_cls = SpeechRecognitionData
@@ -151,23 +153,12 @@ class SpeechRecognition(Task):
     }
 
     def sources(self) -> dict[str, DataSource]:
-        return {
-            "fsdd_espeak": DataSource(
-                "fsdd_espeak",
-                "FSDD recordings ({digit}_{speaker}_{index}.wav, 8 kHz) from --path or the dataset mirror, "
-                "plus digit strings and sentences spoken by espeak-ng",
-                "mirror",
-            ),
-        }
+        return {"fsdd_espeak": fsdd_source("fsdd_espeak", "plus digit strings and sentences spoken by espeak-ng")}
 
     # -- data -------------------------------------------------------------------------
     def prepare(self, dcfg: SpeechRecognitionData, out: Path) -> Prepared:
-        recordings = read_fsdd(locate_fsdd(dcfg.path), SAMPLE_RATE)
-        if dcfg.fsdd_max_index:
-            recordings = [r for r in recordings if r["index"] < dcfg.fsdd_max_index]
-        if dcfg.max_samples and len(recordings) > dcfg.max_samples:  # smoke: a fixed random subset
-            keep = np.random.default_rng(dcfg.split_seed).choice(len(recordings), dcfg.max_samples, replace=False)
-            recordings = [recordings[i] for i in sorted(keep)]
+        # smoke: a fixed random subset (max_samples)
+        recordings = fsdd_recordings(dcfg.path, SAMPLE_RATE, dcfg.max_samples, dcfg.split_seed, dcfg.fsdd_max_index)
         speakers = sorted({r["speaker"] for r in recordings})
         if dcfg.heldout_speaker and dcfg.heldout_speaker not in speakers:
             raise ValueError(f"heldout_speaker '{dcfg.heldout_speaker}' is not among the FSDD speakers {speakers}")
@@ -175,12 +166,8 @@ class SpeechRecognition(Task):
         for r in recordings:
             if r["speaker"] == dcfg.heldout_speaker:
                 split, group = "test", "unseen_speaker"
-            elif r["index"] < 5:  # FSDD's own test split
-                split, group = "test", "fsdd"
-            elif r["index"] < 5 + dcfg.val_indices:
-                split, group = "val", "fsdd"
             else:
-                split, group = "train", "fsdd"
+                split, group = fsdd_split(r["index"], dcfg.val_indices), "fsdd"
             samples.append(
                 {"split": split, "group": group, "source": "fsdd", "speaker": r["speaker"], "voice": "",
                  "text": DIGIT_WORDS[r["digit"]], "audio": r["audio"], "origin": r["file"]}
@@ -228,7 +215,7 @@ class SpeechRecognition(Task):
             "lexicon": sorted({w for x in samples if x["split"] == "train" for w in x["text"].split()}),
             "heldout_speaker": dcfg.heldout_speaker,
             "train_speakers": sorted({x["speaker"] for x in samples if x["split"] == "train"}),
-            "n_samples": {s: int((manifest.split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(manifest.split),
             "max_seconds": MAX_SECONDS,
         }
         return Prepared(manifest=manifest, info=info)
@@ -237,18 +224,14 @@ class SpeechRecognition(Task):
         chars = "".join(sorted(set(info["vocab"]) - {" "}))
         return [
             *audio_expectations(info["sample_rate"], 0.1, info["max_seconds"], min_rms_db=-60.0),
-            Expectation("expect_table_row_count_to_be_between", {"min_value": 100}, "too few utterances to train"),
+            expect.min_rows(100, "too few utterances to train"),
             Expectation("expect_column_values_to_not_be_null", {"column": "text"}, "every clip needs a transcript"),
             Expectation(
                 "expect_column_values_to_match_regex",
                 {"column": "text", "regex": rf"^[{chars}]+( [{chars}]+)*$"},
                 "transcripts use the model's characters only, single spaces, no padding",
             ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "n_chars", "min_value": 3, "max_value": 80},
-                "CTC needs fewer characters than output frames",
-            ),
+            expect.between("n_chars", 3, 80, "CTC needs fewer characters than output frames"),
             Expectation(
                 "expect_column_values_to_not_be_in_set",
                 {"column": "speaker", "value_set": [info["heldout_speaker"]]},
@@ -467,19 +450,12 @@ class SpeechRecognition(Task):
         return [{"audio": wav_bytes(clip, SAMPLE_RATE)} for clip in data.clips["test"][:n]]
 
     def bad_requests(self) -> list[tuple[Request, int, str]]:
-        tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
-        return [
-            ({"audio": b"just some text, not audio"}, 415, "not a WAV"),
-            ({"audio": wav_bytes(np.zeros(16000), 16000)}, 422, "expected 8000 Hz, got 16000 Hz"),
-            ({"audio": wav_bytes(np.zeros(0), SAMPLE_RATE)}, 422, "empty"),
-            ({"audio": wav_bytes(tone[:200], SAMPLE_RATE)}, 422, "too short"),
-            ({"audio": wav_bytes(np.tile(tone, 11), SAMPLE_RATE)}, 413, "too long"),
-            ({"audio": wav_bytes(np.sign(tone), SAMPLE_RATE)}, 422, "clipped"),
-            ({"text": "three"}, 422, "not used"),
-        ]
+        return wav_bad_requests(SAMPLE_RATE, MAX_REQUEST_SECONDS, 16000, {"text": "three"})
 
     def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
-        return [decode_wav(request["audio"], loaded.info["sample_rate"], min_seconds=0.1, max_seconds=10.0)]
+        return [
+            decode_wav(request["audio"], loaded.info["sample_rate"], min_seconds=0.1, max_seconds=MAX_REQUEST_SECONDS)
+        ]
 
     def forward(self, loaded: LoadedModel, batch: list[np.ndarray]) -> list[dict[str, str]]:
         lps = log_probs(loaded.module, batch)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks_lib.core import distributed, engine, refs
+from tasks_lib.core import distributed, engine, expect, refs
 from tasks_lib.core.audio import (
     DIGIT_WORDS,
     audio_columns,
@@ -29,7 +29,7 @@ from tasks_lib.core.audio import (
     wav_bytes,
 )
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes, split_sizes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
 from tasks_lib.core.speech_corpus import VOCAB, draw_texts
@@ -208,7 +208,7 @@ class SpeechSynthesis(Task):
             "hop": HOP,
             "n_mels": N_MELS,
             "word_frames": word_frames,
-            "n_samples": {s: int((manifest.split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(manifest.split),
         }
         return Prepared(manifest=manifest, info=info)
 
@@ -221,16 +221,13 @@ class SpeechSynthesis(Task):
                 {"column": "text", "regex": rf"^[{chars}]+( [{chars}]+)*$"},
                 "texts use the model's characters only",
             ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "frames_per_char", "min_value": 2.0, "max_value": 30.0},
+            expect.between(
+                "frames_per_char",
+                2.0,
+                30.0,
                 "speech rate sane: espeak spoke the whole text, not a fragment or a long silence",
             ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "duration_frames_match", "value_set": [True]},
-                "character durations cover every mel frame",
-            ),
+            expect.in_set("duration_frames_match", [True], "character durations cover every mel frame"),
         ]
 
     def load(self, data_dir: Path) -> SynthesisData:

@@ -12,7 +12,8 @@ from torch import nn
 
 from tasks_lib.core import photos as ph
 from tasks_lib.core.registry import register
-from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
+from tasks_lib.core.task import Expectation, LoadedModel, Prepared, Recipe, Request
+from tasks_lib.families.photo_restoration import PhotoRestorationFamily
 from tasks_lib.tasks.super_resolution.model import ResidualESPCN
 
 
@@ -35,19 +36,18 @@ def y_of(x: torch.Tensor) -> torch.Tensor:
 
 
 @register
-class SuperResolution(Task):
+class SuperResolution(PhotoRestorationFamily):
     """Residual ESPCN on the Y channel vs bicubic interpolation (seed examples 22, 25)."""
 
     name = "super_resolution"
     seed_sections = (22, 25)
     metric = "psnr_y"
-    greater_is_better = True
-    request_fields = ("image",)
-    output_media = "image/png"
-    batchable = False
     config_cls = SuperResolutionConfig
     data_config_cls = SuperResolutionData
-    default_source = "photos"
+    folder_source = (
+        "folder",
+        "a folder of PNG/JPEG HR photos at --path (Set5/Set14: flat; BSD: train/ val/ test/ subfolders)",
+    )
     profiles = {
         "smoke": {
             "data": {"max_side": 64, "patch_size": 24, "patches_per_photo": 4, "gray_photos": False},
@@ -62,19 +62,6 @@ class SuperResolution(Task):
             "train": {"epochs": 100, "width": 64, "depth": 6, "batch_size": 32, "lr": 1e-3},
         },
     }
-
-    def sources(self) -> dict[str, DataSource]:
-        return {
-            "photos": DataSource(
-                "photos", "photographs bundled with scikit-image and scikit-learn, split by photo", "package"
-            ),
-            "folder": DataSource(
-                "folder",
-                "a folder of PNG/JPEG HR photos at --path (Set5/Set14: flat; BSD: train/ val/ test/ subfolders)",
-                "folder",
-                needs_path=True,
-            ),
-        }
 
     # -- data ---------------------------------------------------------------------------
     def prepare(self, dcfg: SuperResolutionData, out: Path) -> Prepared:
@@ -93,9 +80,6 @@ class SuperResolution(Task):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         return ph.photo_expectations(info, ratio=info["scale"], min_side=4 * info["scale"])
 
-    def load(self, data_dir: Path) -> ph.PhotoPairs:
-        return ph.load_pairs(data_dir)
-
     # -- model ----------------------------------------------------------------------------
     def build_model(self, cfg: SuperResolutionConfig, info: dict[str, Any]) -> nn.Module:
         return ResidualESPCN(info["scale"], cfg.width, cfg.depth)
@@ -108,7 +92,7 @@ class SuperResolution(Task):
             model, len(data.train_target), make_batch, cfg, lambda: self.evaluate(model, data, "val")
         )
 
-    def upscale(self, model: nn.Module, lr: np.ndarray) -> np.ndarray:
+    def restore(self, model: nn.Module, lr: np.ndarray) -> np.ndarray:
         """uint8 RGB low resolution -> uint8 RGB ``scale`` x larger: the model's Y, bicubic chroma."""
         s = model.scale
         bicubic = ph.bicubic_resize(lr, (lr.shape[0] * s, lr.shape[1] * s))
@@ -123,7 +107,7 @@ class SuperResolution(Task):
 
     def evaluate(self, model: nn.Module, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
         s = data.info["scale"]
-        return ph.mean_quality([self._quality(self.upscale(model, i), t, s) for _, i, t in data.photos[split]])
+        return ph.mean_quality([self._quality(self.restore(model, i), t, s) for _, i, t in data.photos[split]])
 
     def baseline(self, data: ph.PhotoPairs, split: str = "test") -> dict[str, float]:
         """Bicubic interpolation (PIL) of the low-resolution photo."""
@@ -137,7 +121,7 @@ class SuperResolution(Task):
         rows, lines = [], ["| photo | bicubic PSNR-Y | model PSNR-Y | gain dB |", "|---|---|---|---|"]
         for name, lr, hr in data.photos["test"]:
             bic = ph.bicubic_resize(lr, hr.shape[:2])
-            out = self.upscale(model, lr)
+            out = self.restore(model, lr)
             qb, qm = self._quality(bic, hr, s), self._quality(out, hr, s)
             nearest = np.repeat(np.repeat(lr, s, 0), s, 1)
             rows.append(
@@ -154,10 +138,7 @@ class SuperResolution(Task):
             "sr_per_photo.md": "\n".join(lines) + "\n",
         }
 
-    # -- serving ------------------------------------------------------------------------------
-    def request_examples(self, data: ph.PhotoPairs, n: int) -> list[Request]:
-        return ph.photo_requests(data, n)
-
+    # -- serving: as the family's, with the memory budget counted on the output ----------------
     def bad_requests(self) -> list[tuple[Request, int, str]]:
         cfg = self.config_cls()
         return ph.photo_bad_requests(cfg, pixel_factor=4)  # the scale-2 budget; larger scales refuse sooner
@@ -165,9 +146,3 @@ class SuperResolution(Task):
     def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
         s = loaded.info["scale"]
         return [ph.parse_photo(request, loaded.cfg, pixel_factor=s * s)]
-
-    def forward(self, loaded: LoadedModel, batch: list[np.ndarray]) -> list[np.ndarray]:
-        return [self.upscale(loaded.module, img) for img in batch]
-
-    def postprocess(self, loaded: LoadedModel, output: np.ndarray) -> dict[str, Any]:
-        return ph.photo_answer(output)

@@ -27,9 +27,7 @@ class AGNewsData(TextClassificationData):
 @dataclass(frozen=True)
 class TextClassificationConfig(TaskConfig):
     epochs: int = 10
-    batch_size: int = 64
     lr: float = 1e-2
-    weight_decay: float = 0.0
     dim: int = 64  # embedding width
     dropout: float = 0.3
     label_smoothing: float = 0.0

@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tasks_lib.core import expect
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
+from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, split_sizes
 from tasks_lib.core.engine import lambda_schedule
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
@@ -165,7 +166,7 @@ class TextGeneration(Task):
             "source": dcfg.source,
             "chars": chars,
             "n_chars": {s: len(streams[s]) for s in SPLITS},
-            "n_speeches": {s: int((split == s).sum()) for s in SPLITS},
+            "n_speeches": split_sizes(split),
             "duplicates_removed": n_removed,
             "split": "contiguous: first train_fraction train, then val, then test (by speech start)",
         }
@@ -174,22 +175,9 @@ class TextGeneration(Task):
     def expectations(self, info: dict[str, Any]) -> list[Expectation]:
         exp = text_expectations(info, 1, 20_000, 30)
         exp += [
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "n_unknown_chars", "value_set": [0]},
-                "every training character is in the vocabulary",
-                where={"split": "train"},
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "n_unknown_chars", "min_value": 0, "max_value": 5},
-                "val/test use (almost) only characters seen in training",
-            ),
-            Expectation(
-                "expect_column_values_to_be_between",
-                {"column": "n_lines", "min_value": 1, "max_value": 400},
-                "speeches are blocks of lines",
-            ),
+            expect.in_set("n_unknown_chars", [0], "every training character is in the vocabulary", {"split": "train"}),
+            expect.between("n_unknown_chars", 0, 5, "val/test use (almost) only characters seen in training"),
+            expect.between("n_lines", 1, 400, "speeches are blocks of lines"),
         ]
         return exp
 

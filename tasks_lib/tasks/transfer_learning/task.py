@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from tasks_lib.core import engine, refs
+from tasks_lib.core import engine, expect, refs
 from tasks_lib.core.backbones import ResidualCNN
 from tasks_lib.core.config import DataConfig, TaskConfig
-from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, sha1_bytes
+from tasks_lib.core.data import first_copies, hash_split, split_sizes, write_labelled_images
 from tasks_lib.core.registry import register
 from tasks_lib.core.task import DataSource, Expectation, Prepared, Recipe
 from tasks_lib.families.image_classification import ImageClassifierFamily, ImageData
@@ -102,9 +101,7 @@ class TransferLearning(ImageClassifierFamily):
         x = np.clip(digits.images * 16, 0, 255).astype(np.uint8)[:, :, :, None]
         y = digits.target.astype(np.int64)
         # exactly image_classification's dedupe and split, so val/test were never the backbone's training data
-        hashes = np.array([sha1_bytes(img.tobytes()) for img in x])
-        _, first = np.unique(hashes, return_index=True)
-        keep = np.sort(first)
+        hashes, keep = first_copies(x)
         x, y, hashes = x[keep], y[keep], hashes[keep]
         source_split = hash_split(hashes, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed)
         split = source_split.copy()
@@ -117,30 +114,17 @@ class TransferLearning(ImageClassifierFamily):
             split[idx[dcfg.labels_per_class :]] = "unused"
         if dcfg.invert:
             x = 255 - x
-        out.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for s in SPLITS:
-            idx = np.flatnonzero(split == s)
-            np.save(out / f"{s}_x.npy", x[idx])
-            np.save(out / f"{s}_y.npy", y[idx])
-            flat = x[idx].reshape(len(idx), -1)
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "sample_id": [f"{s}/{i}" for i in range(len(idx))],
-                        "split": s,
-                        "source_split": source_split[idx],
-                        "label": y[idx],
-                        "height": x.shape[1],
-                        "width": x.shape[2],
-                        "channels": x.shape[3],
-                        "dtype": str(x.dtype),
-                        "pixel_mean": flat.mean(axis=1).round(2),
-                        "sha1": hashes[idx],
-                    }
-                )
-            )
-        manifest = add_leak_column(pd.concat(rows, ignore_index=True))
+        manifest = write_labelled_images(
+            out,
+            x,
+            y,
+            split,
+            hashes,
+            lambda xs, idx: {
+                "source_split": source_split[idx],
+                "pixel_mean": xs.reshape(len(xs), -1).mean(axis=1).round(2),
+            },
+        )
         train_x = torch.from_numpy(x[split == "train"]).float() / 255
         info = {
             "source": dcfg.source,
@@ -151,7 +135,7 @@ class TransferLearning(ImageClassifierFamily):
             "labels_per_class": dcfg.labels_per_class,
             "mean": train_x.mean(dim=(0, 1, 2)).tolist(),
             "std": train_x.std(dim=(0, 1, 2)).clamp_min(1e-3).tolist(),
-            "n_samples": {s: int((split == s).sum()) for s in SPLITS},
+            "n_samples": split_sizes(split),
         }
         return Prepared(manifest=manifest, info=info)
 
@@ -159,50 +143,25 @@ class TransferLearning(ImageClassifierFamily):
         h, w, c = info["image_shape"]
         n, k = len(info["classes"]), info["labels_per_class"]
         exp = [
-            Expectation("expect_column_values_to_not_be_null", {"column": "label"}),
-            Expectation("expect_column_values_to_be_between", {"column": "label", "min_value": 0, "max_value": n - 1}),
-            Expectation("expect_column_values_to_be_in_set", {"column": "height", "value_set": [h]}, "8x8 input"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "width", "value_set": [w]}, "8x8 input"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "channels", "value_set": [c]}, "grey"),
-            Expectation("expect_column_values_to_be_in_set", {"column": "dtype", "value_set": ["uint8"]}, "8 bit"),
+            *expect.labels_index(n),
+            *expect.image_layout(h, w, c, "8x8 input", "grey", "8 bit"),
             Expectation(
                 "expect_table_row_count_to_be_between",
                 {"min_value": n * k, "max_value": n * k},
                 f"exactly {k} labelled training images per class",
                 where={"split": "train"},
             ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "source_split", "value_set": ["test"]},
-                "test images must not be ones the backbone trained on",
-                where={"split": "test"},
+            expect.in_set(
+                "source_split", ["test"], "test images must not be ones the backbone trained on", {"split": "test"}
             ),
-            Expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": "source_split", "value_set": ["val"]},
-                "val images must not be ones the backbone trained on",
-                where={"split": "val"},
+            expect.in_set(
+                "source_split", ["val"], "val images must not be ones the backbone trained on", {"split": "val"}
             ),
-            Expectation("expect_column_values_to_be_in_set", {"column": "splits_with_same_content", "value_set": [1]}),
+            expect.no_leak(""),
         ]
         if info.get("inverted"):
-            exp.append(
-                Expectation(
-                    "expect_column_values_to_be_between",
-                    {"column": "pixel_mean", "min_value": 128, "max_value": 255},
-                    "inverted ink: a light background dominates",
-                )
-            )
-        for s in SPLITS:
-            exp.append(
-                Expectation(
-                    "expect_column_distinct_values_to_contain_set",
-                    {"column": "label", "value_set": list(range(n))},
-                    f"every class in {s}",
-                    where={"split": s},
-                )
-            )
-        return exp
+            exp.append(expect.between("pixel_mean", 128, 255, "inverted ink: a light background dominates"))
+        return exp + expect.labels_per_split(list(range(n)), "every class in {split}", exact=False)
 
     # -- model ------------------------------------------------------------------
     def build_model(self, cfg: TransferConfig, info: dict[str, Any]) -> nn.Module:
