@@ -352,7 +352,7 @@ class AudioEnhancement(Task):
         tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
         return [
             ({"audio": b"RIFF....not really a wav"}, 415, "not a WAV"),
-            ({"audio": wav_bytes(tone, 22050)}, 422, "expected 8000 Hz, got 22050 Hz"),
+            ({"audio": wav_bytes(tone, 12345)}, 422, "unsupported sample rate 12345 Hz"),
             ({"audio": wav_bytes(np.zeros(0), SAMPLE_RATE)}, 422, "empty"),
             ({"audio": wav_bytes(tone[:100], SAMPLE_RATE)}, 422, "too short"),
             ({"audio": wav_bytes(np.tile(tone, 31), SAMPLE_RATE)}, 413, "too long"),

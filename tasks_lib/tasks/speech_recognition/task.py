@@ -462,7 +462,7 @@ class SpeechRecognition(Task):
         tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
         return [
             ({"audio": b"just some text, not audio"}, 415, "not a WAV"),
-            ({"audio": wav_bytes(np.zeros(16000), 16000)}, 422, "expected 8000 Hz, got 16000 Hz"),
+            ({"audio": wav_bytes(0.1 * np.ones(8000), 12345)}, 422, "unsupported sample rate 12345 Hz"),
             ({"audio": wav_bytes(np.zeros(0), SAMPLE_RATE)}, 422, "empty"),
             ({"audio": wav_bytes(tone[:200], SAMPLE_RATE)}, 422, "too short"),
             ({"audio": wav_bytes(np.tile(tone, 11), SAMPLE_RATE)}, 413, "too long"),
