@@ -68,9 +68,7 @@ def decode_wav(
                     status=422,
                 )
             if frames / sr > max_seconds:
-                raise InvalidInput(
-                    f"audio is too long: {frames / sr:.2f} s, the limit is {max_seconds} s", status=413
-                )
+                raise InvalidInput(f"audio is too long: {frames / sr:.2f} s, the limit is {max_seconds} s", status=413)
             x = f.read(dtype="float32", always_2d=True)
     except InvalidInput:
         raise

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import engine, refs
@@ -21,11 +22,20 @@ from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import png_bytes
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Options, StrictInt
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.image_generation.model import DCGAN, JUDGE_SIZE, frechet_distance
 
 MAX_N = 64
 JUDGE_TASK = "image_classification"
+
+
+class GenerationOptions(Options):
+    """What to draw: ``n`` digits (a grid), from ``seed``; one class, or one of each class in turn."""
+
+    n: StrictInt = Field(16, ge=1, le=MAX_N, description="how many images (one grid)")
+    seed: StrictInt = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed draws the same images")
+    label: StrictInt | None = Field(None, ge=0, description="the class to draw (default: each class in turn)")
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class ImageGeneration(Task):
     metric = "frechet_distance"
     greater_is_better = False
     request_fields = ("options",)
+    options_model = GenerationOptions
     output_media = "image/png"
     batchable = False
     config_cls = ImageGenerationConfig
