@@ -307,6 +307,9 @@ def openapi_for(task_cls: type[Task]) -> tuple[dict, dict]:
     }
     answer = answer_model(task_cls)
     answer_schema = _inline(answer.model_json_schema()) if answer is not None else {"type": "object"}
+    if "texts" in props:  # a list request is answered {"predictions": [answer, ...]}
+        many = {"type": "object", "properties": {"predictions": {"type": "array", "items": answer_schema}}}
+        answer_schema = {"anyOf": [answer_schema, many]}
     predict = {
         "requestBody": {"required": True, "content": content},
         "responses": {"200": {"description": "the answer", "content": {"application/json": {"schema": answer_schema}}}}

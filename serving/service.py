@@ -81,7 +81,7 @@ class MLZooService:
     """Loads each model (``BentoModel`` attributes ``model_0``, ...) into its task's runtime."""
 
     def __init__(self) -> None:
-        for i, tag in enumerate(MODELS):
+        for i in range(len(MODELS)):
             stored = getattr(self, f"model_{i}")  # BentoModel resolves to the stored model
             loaded = load_bundle(Path(stored.path))
             metadata = {

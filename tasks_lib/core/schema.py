@@ -106,3 +106,30 @@ def describe_errors(exc: ValidationError, task_name: str, accepted: tuple[str, .
     if msg.startswith("Input should be"):
         return field, f"{where} must be{msg[len('Input should be') :]}, got {got}"
     return field, f"{where}: {msg}"
+
+
+# -- answers shared by several tasks ---------------------------------------------------------
+MEDIA = Field(description="the media (PNG or WAV) base64-encoded; POST /render returns it as is")
+
+
+class ClassAnswer(Answer):
+    """A classifier's answer: the likeliest class and every class's probability."""
+
+    label: str
+    probabilities: dict[str, float]
+
+
+class PhotoAnswer(Answer):
+    """A restored photo (PNG) and its size."""
+
+    media_base64: str = MEDIA
+    width: int
+    height: int
+
+
+class AudioAnswer(Answer):
+    """Audio out (16-bit WAV)."""
+
+    media_base64: str = MEDIA
+    sample_rate: int
+    seconds: float

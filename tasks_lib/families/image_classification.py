@@ -27,6 +27,7 @@ from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
 from tasks_lib.core.recipes import supervised
+from tasks_lib.core.schema import ClassAnswer
 from tasks_lib.core.task import LoadedModel, Recipe, Request, Task
 
 
@@ -45,6 +46,7 @@ class ImageClassifierFamily(Task):
     metric = "accuracy"
     greater_is_better = True
     request_fields = ("image", "array")
+    answer_model = ClassAnswer
 
     def load(self, data_dir: Path) -> ImageData:
         data_dir = Path(data_dir)

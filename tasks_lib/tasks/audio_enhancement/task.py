@@ -35,6 +35,7 @@ from tasks_lib.core.audio import (
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import AudioAnswer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.audio_enhancement.model import MaskUNet, wiener_filter
 
@@ -156,6 +157,7 @@ class AudioEnhancement(Task):
     metric = "si_sdr_improvement"
     greater_is_better = True
     request_fields = ("audio",)
+    answer_model = AudioAnswer
     output_media = "audio/wav"
     batchable = False
     config_cls = AudioEnhancementConfig

@@ -12,6 +12,7 @@ from torch import nn
 
 from tasks_lib.core import photos as ph
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import PhotoAnswer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.denoising.model import DnCNN, estimate_sigma
 
@@ -102,6 +103,7 @@ class Denoising(Task):
     metric = "psnr"
     greater_is_better = True
     request_fields = ("image",)
+    answer_model = PhotoAnswer
     output_media = "image/png"
     batchable = False
     config_cls = DenoisingConfig

@@ -31,7 +31,7 @@ from tasks_lib.core.data import SPLITS, add_leak_column, all_splits_present, has
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
-from tasks_lib.core.schema import Options, StrictInt
+from tasks_lib.core.schema import Answer, Options, StrictInt
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text import build_vocab
 from tasks_lib.tasks.image_captioning import scenes
@@ -111,6 +111,12 @@ class Vocab:
         return words
 
 
+class CaptionAnswer(Answer):
+    caption: str
+    tokens: list[str]
+    log_prob: float
+
+
 @register
 class ImageCaptioning(Task):
     """One sentence describing an image (seed example 5)."""
@@ -120,6 +126,7 @@ class ImageCaptioning(Task):
     metric = "bleu4"
     greater_is_better = True
     request_fields = ("image", "array", "options")
+    answer_model = CaptionAnswer
     options_model = CaptionOptions
     batchable = True  # every request is resized to image_size; the beam width rides in the row
     config_cls = CaptionConfig

@@ -22,7 +22,7 @@ from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import png_bytes
 from tasks_lib.core.registry import register
-from tasks_lib.core.schema import Options, StrictInt
+from tasks_lib.core.schema import MEDIA, Answer, Options, StrictInt
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.image_generation.model import DCGAN, JUDGE_SIZE, frechet_distance
 
@@ -69,6 +69,13 @@ class GenData:
     judged_by: DCGAN | None = field(default=None, repr=False)  # set by evaluate: baseline uses the same judge
 
 
+class GenerationAnswer(Answer):
+    n: int
+    seed: int
+    labels: list[str] = Field(description="the class of each image, in grid order")
+    media_base64: str = MEDIA
+
+
 @register
 class ImageGeneration(Task):
     """Image generation: class-conditional DCGAN on 32x32 digits (seed example 3)."""
@@ -78,6 +85,7 @@ class ImageGeneration(Task):
     metric = "frechet_distance"
     greater_is_better = False
     request_fields = ("options",)
+    answer_model = GenerationAnswer
     options_model = GenerationOptions
     output_media = "image/png"
     batchable = False

@@ -12,6 +12,7 @@ from torch import nn
 
 from tasks_lib.core import photos as ph
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import PhotoAnswer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.super_resolution.model import ResidualESPCN
 
@@ -43,6 +44,7 @@ class SuperResolution(Task):
     metric = "psnr_y"
     greater_is_better = True
     request_fields = ("image",)
+    answer_model = PhotoAnswer
     output_media = "image/png"
     batchable = False
     config_cls = SuperResolutionConfig

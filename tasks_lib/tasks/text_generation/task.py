@@ -20,7 +20,7 @@ from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes
 from tasks_lib.core.engine import lambda_schedule
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
-from tasks_lib.core.schema import Options, StrictInt
+from tasks_lib.core.schema import Answer, Options, StrictInt
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text import check_text, text_expectations, utf8_valid
 from tasks_lib.tasks.text_generation.model import CharGPT
@@ -80,6 +80,14 @@ class CharData:
     info: dict[str, Any]
 
 
+class GenerationAnswer(Answer):
+    prompt: str
+    generated: str
+    text: str = Field(description="prompt + generated")
+    unknown_prompt_characters: int
+    options: dict[str, float] = Field(description="the options used")
+
+
 @register
 class TextGeneration(Task):
     """Character-level language model and sampler (seed examples 16, 23)."""
@@ -89,6 +97,7 @@ class TextGeneration(Task):
     metric = "loss"  # nats per character on the split, lower is better
     greater_is_better = False
     request_fields = ("text", "options")
+    answer_model = GenerationAnswer
     options_model = GenerationOptions
     batchable = False  # options (length, temperature, seed) differ per request
     config_cls = TextGenerationConfig
