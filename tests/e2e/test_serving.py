@@ -108,7 +108,7 @@ def test_bad_json_arrays_are_rejected(server):
 
 
 def test_concurrent_requests_are_batched_and_all_answered(server):
-    """32 at a time, 300 in all: past the 100 calls after which BentoML recycles its internal client."""
+    """32 at a time, 300 in all, through the in-process batcher (no internal HTTP hop)."""
     img = _png(np.zeros((8, 8), np.uint8))
     with httpx.Client(timeout=60) as client, ThreadPoolExecutor(32) as pool:
         post = lambda _: client.post(f"{server}/predict", files={"image": ("x.png", img, "image/png")})  # noqa: E731
