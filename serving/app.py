@@ -129,6 +129,8 @@ class TaskRuntime:
         kind = content_type.split(";")[0].strip().lower()
         if kind == "multipart/form-data":
             return self._multipart(body, content_type)
+        if kind == "application/x-www-form-urlencoded":
+            return self._urlencoded(body)
         if kind not in ("application/json", ""):
             raise ApiError(415, f"unsupported content type '{kind}': send application/json or multipart/form-data")
         if not body:
@@ -139,6 +141,23 @@ class TaskRuntime:
         for name in FILE_FIELDS:
             if name in fields and name in self.fields:
                 raise ApiError(422, f"field '{name}' is a file: send it as a multipart/form-data file part", name)
+        return fields
+
+    def _urlencoded(self, body: bytes) -> dict[str, Any]:
+        """A plain HTML form (``curl -d``): text values only, so no file field can be filled."""
+        from urllib.parse import parse_qsl
+
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ApiError(400, f"the form could not be parsed: {exc}") from None
+        fields: dict[str, Any] = {}
+        for name, value in pairs:
+            if name in fields:
+                raise ApiError(422, f"field '{name}' is given more than once", name)
+            fields[name] = _json(value, f"field '{name}'", name) if name in JSON_FIELDS else value
+        if not fields:
+            raise ApiError(422, f"the request is empty: task '{self.task.name}' takes {', '.join(self.fields)}")
         return fields
 
     def _multipart(self, body: bytes, content_type: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ corpus of hostile files) and a soak of mixed valid and malformed requests at con
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -190,8 +191,8 @@ def test_a_400_mib_upload_is_413_within_a_second_and_costs_little_memory(server,
 
 
 def test_readyz_answers_while_a_7_mib_json_request_is_parsed(server):
-    big = json.dumps({"array": np.random.default_rng(0).random((350_000, 2)).round(6).tolist()}).encode()
-    assert len(big) > 7 << 20 or len(big) > 6 << 20
+    big = json.dumps({"array": np.random.default_rng(0).random((400_000, 2)).round(6).tolist()}).encode()
+    assert len(big) > 7 << 20
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(predict, server, ARRAY, content=big, headers={"content-type": "application/json"})
         time.sleep(0.2)
@@ -285,6 +286,7 @@ def test_timed_out_requests_are_503_and_dropped(small_server):
 # -- fuzz: requests generated from the served OpenAPI schema, and hostile files -------------
 
 
+@functools.cache
 def hostile_files() -> dict[str, bytes]:
     noise = png_bytes(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))
     bomb = io.BytesIO()
@@ -373,8 +375,9 @@ def test_fuzz_from_the_openapi_schema_never_5xx(server, task):
     for name, data in hostile_files().items():
         field = sorted(files)[0] if files else "image"
         resp = client.post(f"{server}/{task}/predict", files={field: ("f", data)})
-        assert 400 <= resp.status_code < 500, (name, resp.status_code, resp.text[:200])
-        err(resp)
+        assert resp.status_code < 500, (name, resp.status_code, resp.text[:200])  # a polyglot PNG is a PNG
+        if resp.status_code >= 400:
+            err(resp)
     client.close()
     assert httpx.get(f"{server}/readyz", timeout=10).status_code == 200
     grown = server.rss_bytes() - before
