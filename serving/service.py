@@ -36,6 +36,7 @@ class ServeArgs(BaseModel):
     model: str | None = Field(None, description="one Bento model tag: its task's API at /")
     models: list[str] = Field(default_factory=list, description="several tags: each task's API under /TASK")
     workers: int = Field(1, ge=1, description="server processes (each loads the models)")
+    access_log: bool = Field(False, description="BentoML's per-request access log")
     max_body_bytes: int = Limits.max_body_bytes
     max_in_flight: int = Limits.max_in_flight
     timeout_s: float = Limits.timeout_s
@@ -102,6 +103,7 @@ MLZooService = bentoml.service(
     # BentoML's own timeout/concurrency sit above ours, so ours (503 + Retry-After, error shape) answer first
     traffic={"timeout": LIMITS.timeout_s + 30},
     workers=ARGS.workers,
+    logging={"access": {"enabled": ARGS.access_log}},
 )(MLZooService)
 for _task, _app in APPS.items():
     MLZooService.mount_asgi_app(_app, path=f"/{_task}" if SHARED_PREFIX else "/", name=_task)
