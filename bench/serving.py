@@ -277,7 +277,7 @@ def main() -> None:
         else:
             cmd = [str(ROOT / ".venv/bin/mlflow"), "models", "serve", "-m", f"models:/{TASK}@champion"]
             cmd += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-            proc = start(cmd, home / "mlflow.log", {"MLFLOW_TRACKING_URI": s.tracking_uri})
+            proc = start(cmd, home / "mlflow.log", {"MLFLOW_TRACKING_URI": s.tracking_uri, "PYTHONPATH": str(ROOT)})
             path, body, ctype, ready_path = "/invocations", json_body, "application/json", "/ping"
         try:
             wait_ready(url, proc, timeout=240, path=ready_path)
