@@ -233,12 +233,11 @@ class TaskRuntime:
     async def answer(self, body: bytes, content_type: str) -> dict[str, Any]:
         """One request's answer (media as bytes), or ApiError."""
         request, items = await asyncio.to_thread(self.prepare, body, content_type)
-        outputs = await self.run(items)
-        return await asyncio.to_thread(self.finish, request, outputs)
-
-    def answer_in_process(self, request: dict[str, Any]) -> dict[str, Any]:
-        """What ``predict`` answers in process (tests compare served answers with it)."""
-        return self.task.predict(self.loaded, [request])[0]
+        try:
+            outputs = await self.run(items)
+            return await asyncio.to_thread(self.finish, request, outputs)
+        except InvalidInput as exc:  # a task may find a problem only while running (e.g. a clip too long to track)
+            raise ApiError(exc.status, str(exc), exc.field or _only(request)) from None
 
 
 def _only(request: dict[str, Any]) -> str | None:
