@@ -7,12 +7,12 @@ in FastAPI's thread pool, exactly what a user would write in an afternoon.
     python bench/plain_server.py BUNDLE_DIR --port 8000
 """
 
-from __future__ import annotations
-
 import argparse
 import base64
 import sys
 from pathlib import Path
+
+from starlette.requests import Request  # at module level: FastAPI resolves the handler's annotation here
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -22,7 +22,6 @@ def build(bundle: Path):
     from fastapi import FastAPI
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
-    from starlette.requests import Request
 
     from tasks_lib.core.bundle import load_bundle
     from tasks_lib.core.errors import InvalidInput

@@ -59,7 +59,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float, path: str = "/r
 
 WRK_SCRIPT = """
 wrk.method = "POST"
-wrk.body = io.open("{body}", "rb"):read()
+wrk.body = io.open("{body}", "rb"):read("*a")
 wrk.headers["Content-Type"] = "{ctype}"
 """
 

@@ -4,8 +4,9 @@ The same app runs inside the Bento (``serving/service.py`` mounts it, at ``/`` o
 for ``mlzoo serve all``) and, for the benchmark, alone under uvicorn. What every request goes
 through, in order:
 
-1. admission: past ``max_in_flight`` requests at once, 503 with ``Retry-After`` before any
-   byte of the body is read (no pile-up);
+1. admission: at most ``max_in_flight`` requests are read and worked on at once; up to
+   ``max_queued`` more wait (at most ``queue_timeout_s``) with their bodies unread, costing
+   nothing; past that, 503 with ``Retry-After`` at once (no pile-up);
 2. the body, capped: a ``Content-Length`` over ``max_body_bytes`` is 413 at once, and a body
    that streams past it is cut off with 413 (never buffered beyond the cap);
 3. off the event loop (a worker thread): JSON or multipart decoding (NaN/Infinity are not
@@ -60,7 +61,9 @@ class Limits:
     """What one request may cost; every field is a service argument (``--arg max_in_flight=8``)."""
 
     max_body_bytes: int = 16 * 1024 * 1024  # 413 past it (each file field has its own, smaller limit)
-    max_in_flight: int = 64  # requests admitted at once; past it 503 + Retry-After
+    max_in_flight: int = 64  # requests being read or worked on at once
+    max_queued: int = 256  # requests waiting (body unread, so costing nothing) for one of those slots; past it 503
+    queue_timeout_s: float = 5.0  # longest wait for a slot; past it 503 + Retry-After
     timeout_s: float = 30.0  # a request's whole life; past it 503 + Retry-After, its queued work dropped
     max_batch_size: int = 64  # items per forward call
     max_wait_ms: float = 0.0  # extra wait to fill a batch (0: greedy, no added latency)
@@ -122,6 +125,37 @@ class TaskRuntime:
                 limits.max_wait_ms / 1000,
             )
         self.in_flight = 0
+        self.queued = 0
+        self.slots = asyncio.Semaphore(limits.max_in_flight)
+
+    async def admit(self) -> None:
+        """Take a work slot, waiting in the bounded queue if need be, or ApiError 503."""
+        busy = {"Retry-After": str(self.limits.retry_after_s)}
+        if self.slots.locked():
+            if self.queued >= self.limits.max_queued:
+                raise ApiError(
+                    503,
+                    f"busy: {self.in_flight} requests in flight and {self.queued} waiting "
+                    f"(limits {self.limits.max_in_flight} and {self.limits.max_queued})",
+                    headers=busy,
+                )
+            self.queued += 1
+            try:
+                async with asyncio.timeout(self.limits.queue_timeout_s):
+                    await self.slots.acquire()
+            except TimeoutError:
+                raise ApiError(
+                    503, f"busy: no slot freed within {self.limits.queue_timeout_s:g} s", headers=busy
+                ) from None
+            finally:
+                self.queued -= 1
+        else:
+            await self.slots.acquire()
+        self.in_flight += 1
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.slots.release()
 
     # -- step 3: bytes -> model-ready items (in a worker thread) ---------------------------
     def decode(self, body: bytes, content_type: str) -> dict[str, Any]:
@@ -392,9 +426,7 @@ def build_app(
         if rt is None:
             raise ApiError(503, "the model is still loading", headers={"Retry-After": str(limits.retry_after_s)})
         busy = {"Retry-After": str(limits.retry_after_s)}
-        if rt.in_flight >= limits.max_in_flight:
-            raise ApiError(503, f"busy: {rt.in_flight} requests in flight (limit {limits.max_in_flight})", headers=busy)
-        rt.in_flight += 1
+        await rt.admit()
         try:
             async with asyncio.timeout(limits.timeout_s):
                 body = await read_body(request, limits.max_body_bytes)
@@ -402,7 +434,7 @@ def build_app(
         except TimeoutError:
             raise ApiError(503, f"timed out after {limits.timeout_s:g} s", headers=busy) from None
         finally:
-            rt.in_flight -= 1
+            rt.release()
 
     @app.post(
         "/predict", openapi_extra=predict_doc, operation_id=f"{task_cls.name}__predict", summary=_summary(task_cls)

@@ -39,6 +39,8 @@ class ServeArgs(BaseModel):
     access_log: bool = Field(False, description="BentoML's per-request access log")
     max_body_bytes: int = Limits.max_body_bytes
     max_in_flight: int = Limits.max_in_flight
+    max_queued: int = Limits.max_queued
+    queue_timeout_s: float = Limits.queue_timeout_s
     timeout_s: float = Limits.timeout_s
     max_batch_size: int = Limits.max_batch_size
     max_wait_ms: float = Limits.max_wait_ms

@@ -249,7 +249,7 @@ def test_every_error_on_every_route_has_the_one_shape(server):
 def small_server(models, tmp_path_factory):
     port = free_port()
     args = tmp_path_factory.mktemp("s") / "args.yaml"
-    command = serve_command([models[OPTIONS].tag], args, max_in_flight=1, timeout_s=3)
+    command = serve_command([models[OPTIONS].tag], args, max_in_flight=1, max_queued=0, timeout_s=3)
     with running([*command, "--port", str(port)], port, cwd=PROJECT_ROOT) as url:
         yield url
 
