@@ -13,8 +13,8 @@ through, in order:
    JSON), validation against the task's pydantic request model (``tasks_lib.core.schema``),
    the task's ``check_request`` and ``parse_request``;
 4. the model: batchable tasks through the in-process :class:`~serving.batching.MicroBatcher`,
-   the others one request at a time, both on one model thread;
-5. ``postprocess`` / ``combine`` in a worker thread.
+   the others one request at a time, both on one model thread, which also runs ``postprocess``
+   and ``combine`` right after (one thread hop there and back).
 
 The whole request is bounded by ``timeout_s`` (503 with ``Retry-After``; a request still
 waiting for the model is dropped from its queue).
@@ -254,22 +254,26 @@ class TaskRuntime:
         return request, items
 
     # -- steps 4-5 ---------------------------------------------------------------------------
-    async def run(self, items: list[Any]) -> list[Any]:
-        if self.batcher is not None:
-            return await self.batcher.submit(items)
-        loop = asyncio.get_running_loop()
-        return list(await loop.run_in_executor(self.executor, self.task.forward, self.loaded, self.task.collate(items)))
+    async def run(self, request: dict[str, Any], items: list[Any]) -> dict[str, Any]:
+        """forward (batched with other requests when the task allows), then postprocess and combine,
+        all on the model thread (one hop there and back)."""
 
-    def finish(self, request: dict[str, Any], outputs: list[Any]) -> dict[str, Any]:
-        rows = [self.task.postprocess(self.loaded, out) for out in outputs]
-        return self.task.combine(request, rows)
+        def finish(outputs: list[Any]) -> dict[str, Any]:
+            return self.task.combine(request, [self.task.postprocess(self.loaded, out) for out in outputs])
+
+        if self.batcher is not None:
+            return await self.batcher.submit(items, finish)
+
+        def alone() -> dict[str, Any]:
+            return finish(list(self.task.forward(self.loaded, self.task.collate(items))))
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, alone)
 
     async def answer(self, body: bytes, content_type: str) -> dict[str, Any]:
         """One request's answer (media as bytes), or ApiError."""
         request, items = await asyncio.to_thread(self.prepare, body, content_type)
         try:
-            outputs = await self.run(items)
-            return await asyncio.to_thread(self.finish, request, outputs)
+            return await self.run(request, items)
         except InvalidInput as exc:  # a task may find a problem only while running (e.g. a clip too long to track)
             raise ApiError(exc.status, str(exc), exc.field or _only(request)) from None
 
