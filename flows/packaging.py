@@ -36,8 +36,11 @@ def build_bento(task: str, model_tag, labels: dict[str, str]) -> str:
     from bentoml._internal.bento.build_config import BentoEnvSchema  # what bentos.build() takes as envs
 
     # the build imports the service in this process, and the service reads its arguments at
-    # import: a module cached by an earlier build would describe that build's model
-    sys.modules.pop(SERVICE.split(":")[0], None)
+    # import: a module cached by an earlier build would describe that build's model (and its
+    # package would point at that build's deleted context), so the service package is imported afresh
+    package = SERVICE.split(".")[0]
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[name]
     with tempfile.TemporaryDirectory() as ctx:
         for pkg in ("serving", "tasks_lib"):
             shutil.copytree(PROJECT_ROOT / pkg, Path(ctx) / pkg, ignore=shutil.ignore_patterns("__pycache__"))
