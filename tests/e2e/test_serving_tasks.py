@@ -119,3 +119,13 @@ def test_openapi_shows_exactly_the_task_fields(served, fleet):
     if task.answer_model is not None:
         assert set(answer["properties"]) == set(task.answer_model.model_fields)
     assert "error" in op["responses"]["422"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_one_server_holds_every_task(fleet):
+    """What ``mlzoo serve all`` costs: every task's smoke model in one worker (printed with -s)."""
+    models, url = fleet
+    rss = url.rss_bytes()
+    for name in models:
+        assert httpx.get(f"{url}/{name}/metadata", timeout=10).status_code == 200
+    print(f"one server, {len(models)} tasks: {rss / 2**20:.0f} MiB RSS")
+    assert rss < 6 << 30
