@@ -46,12 +46,12 @@ class ServeArgs(BaseModel):
     max_wait_ms: float = Limits.max_wait_ms
 
     def tags(self) -> list[str]:
-        tags = ([self.model] if self.model else []) + list(self.models)
-        if not tags:
+        if bool(self.model) == bool(self.models):
             raise bentoml.exceptions.InvalidArgument(
-                "no model to serve: pass --arg model=TAG (a Bento model tag) or --arg-file with models: [TAG, ...]"
+                "serve one model (--arg model=TAG, a Bento model tag, its API at /) or several "
+                "(--arg-file with models: [TAG, ...], each under /TASK), not both or neither"
             )
-        return tags
+        return [self.model] if self.model else list(self.models)
 
     def limits(self) -> Limits:
         return Limits(**{k: getattr(self, k) for k in Limits.__dataclass_fields__ if hasattr(self, k)})
@@ -60,7 +60,7 @@ class ServeArgs(BaseModel):
 ARGS = bentoml.use_arguments(ServeArgs)
 LIMITS = ARGS.limits()
 MODELS = {tag: bentoml.models.BentoModel(tag) for tag in ARGS.tags()}
-SHARED_PREFIX = len(MODELS) > 1  # several tasks: each under /TASK
+SHARED_PREFIX = bool(ARGS.models)  # `models` (mlzoo serve all): each task under /TASK, even a single one
 
 
 def _task_of(ref: bentoml.models.BentoModel) -> str:
