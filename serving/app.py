@@ -1,8 +1,8 @@
 """One task's HTTP API as an ASGI app: ``POST /predict``, ``POST /render``, ``GET /metadata``.
 
-The same app runs inside the Bento (``serving/service.py`` mounts it, at ``/`` or at ``/TASK``
-for ``mlzoo serve all``) and, for the benchmark, alone under uvicorn. What every request goes
-through, in order:
+The Bento (``serving/service.py``) mounts it at ``/``, or at ``/TASK`` for ``mlzoo serve all``;
+it is plain ASGI, so it also runs alone under any ASGI server. What every request goes through,
+in order:
 
 1. admission: at most ``max_in_flight`` requests are read and worked on at once; up to
    ``max_queued`` more wait (at most ``queue_timeout_s``) with their bodies unread, costing
