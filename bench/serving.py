@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import socket
@@ -139,7 +140,7 @@ def markdown(d: dict) -> str:
     levels = d["concurrency"]
     rows = []
     for c in levels:
-        by = {name: next(r for r in d["http"][name] if r["concurrency"] == c) for name in d["http"]}
+        by = {name: next((r for r in d["http"][name] if r["concurrency"] == c), None) for name in d["http"]}
         peer = by.get("fastapi")
         cells = []
         for name in SERVERS:
@@ -150,7 +151,7 @@ def markdown(d: dict) -> str:
                 if r
                 else "-"
             )
-        ratio = by["bento"]["requests_per_s"] / peer["requests_per_s"] if peer and "bento" in by else float("nan")
+        ratio = by["bento"]["requests_per_s"] / peer["requests_per_s"] if peer and by.get("bento") else float("nan")
         rows.append(f"| {c} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
     raw = "\n".join(
         f"| {r['batch']} | {r['threads']} | {r['images_per_s']:.0f} | {r['ms_per_batch']:.2f} |" for r in d["raw"]
@@ -165,7 +166,10 @@ field `image` (`mlflow models serve`: the same digit as its JSON `inputs`, model
 Servers, one at a time: **bento** = `mlzoo serve {TASK}` (the champion's Bento: one worker, typed app,
 in-process micro-batching); **fastapi** = `bench/plain_server.py`, the same task code behind FastAPI + uvicorn,
 one process, no batching; **mlflow** = `mlflow models serve` of the same champion (`--env-manager local`).
-Cells: requests/s, p50 / p99 latency, errors (non-2xx + socket), server RSS after the level.
+Cells: requests/s, p50 / p99 latency, errors (non-2xx + socket), server RSS after the level (the whole
+process tree: BentoML runs an arbiter and a worker, each with torch imported, so shared pages count twice).
+Ready after start (s): {", ".join(f"{k} {v:.0f}" for k, v in d["startup_s"].items())}.
+{"".join(f"Failed: {k}: {v}. " for k, v in d["failed"].items())}
 
 | concurrency | bento | fastapi | mlflow | bento / fastapi req/s |
 |---|---|---|---|---|
@@ -192,7 +196,6 @@ def multipart(field: str, data: bytes) -> bytes:
 
 
 def start(cmd: list[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:
-    import os
 
     log = open(log_path, "wb")  # noqa: SIM115 (lives as long as the server)
     return subprocess.Popen(
@@ -252,6 +255,8 @@ def main() -> None:
     json_body.write_text(json.dumps({"inputs": [pixels.tolist()]}))
 
     http: dict[str, list[dict]] = {}
+    startup: dict[str, float] = {}
+    failed: dict[str, str] = {}
     for name in args.servers:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -277,10 +282,12 @@ def main() -> None:
         else:
             cmd = [str(ROOT / ".venv/bin/mlflow"), "models", "serve", "-m", f"models:/{TASK}@champion"]
             cmd += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-            proc = start(cmd, home / "mlflow.log", {"MLFLOW_TRACKING_URI": s.tracking_uri, "PYTHONPATH": str(ROOT)})
+            env = {"MLFLOW_TRACKING_URI": s.tracking_uri, "PYTHONPATH": str(ROOT)}
+            env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"  # it execs `uvicorn`
+            proc = start(cmd, home / "mlflow.log", env)
             path, body, ctype, ready_path = "/invocations", json_body, "application/json", "/ping"
         try:
-            wait_ready(url, proc, timeout=240, path=ready_path)
+            ready = wait_ready(url, proc, timeout=240, path=ready_path)
             wrk_level(url + path, body, ctype, 4, 2)  # warm-up, not reported
             http[name] = []
             for c in args.concurrency:
@@ -289,8 +296,14 @@ def main() -> None:
                 r["load"] = load_average()
                 http[name].append(r)
                 print(name, r, flush=True)
+            startup[name] = ready
+        except (RuntimeError, subprocess.CalledProcessError) as exc:  # one server failing keeps the others' figures
+            failed[name] = f"{type(exc).__name__}: {exc} (log: {name}.log)"
+            http.pop(name, None)
+            print(name, "failed:", failed[name], flush=True)
         finally:
-            common.stop_process_tree(proc)
+            if proc.poll() is None:
+                common.stop_process_tree(proc)
 
     d = {
         "machine": common.machine(),
@@ -302,6 +315,8 @@ def main() -> None:
         "load_before": load_before,
         "load_after": load_average(),
         "http": http,
+        "startup_s": startup,
+        "failed": failed,
         "raw": raw,
     }
     common.write_results("serving", markdown(d), d)
