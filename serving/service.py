@@ -37,6 +37,9 @@ class ServeArgs(BaseModel):
     models: list[str] = Field(default_factory=list, description="several tags: each task's API under /TASK")
     workers: int = Field(1, ge=1, description="server processes (each loads the models)")
     access_log: bool = Field(False, description="BentoML's per-request access log")
+    # one intra-op thread: the model thread shares the CPUs with request parsing, and two torch
+    # threads on two busy CPUs run 20x slower (bench/RESULTS.md, the in-process ceiling table)
+    torch_threads: int = Field(1, ge=1, description="torch intra-op threads of each worker")
     max_body_bytes: int = Limits.max_body_bytes
     max_in_flight: int = Limits.max_in_flight
     max_queued: int = Limits.max_queued
@@ -84,6 +87,9 @@ class MLZooService:
     """Loads each model (``BentoModel`` attributes ``model_0``, ...) into its task's runtime."""
 
     def __init__(self) -> None:
+        import torch
+
+        torch.set_num_threads(ARGS.torch_threads)
         for i in range(len(MODELS)):
             stored = getattr(self, f"model_{i}")  # BentoModel resolves to the stored model
             loaded = load_bundle(Path(stored.path))
