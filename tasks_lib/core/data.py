@@ -88,3 +88,4 @@ def hash_split(keys, val_fraction: float, test_fraction: float, salt: int = 0) -
         bucket = int.from_bytes(digest[:8], "big") / 2**64
         split[i] = "test" if bucket < test_edge else "val" if bucket < val_edge else "train"
     return split
+
