@@ -258,7 +258,9 @@ def _hold_the_slot(url: str) -> socket.socket:
     """A request whose body never finishes arriving: it holds a slot until the server's timeout."""
     port = int(url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    head = f"POST /{OPTIONS}/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += "Content-Length: 100\r\n\r\n"
+    sock.sendall(head.encode() + b"{")
     time.sleep(0.3)  # admitted and reading its body
     return sock
 
@@ -267,14 +269,14 @@ def test_past_the_in_flight_limit_is_503_with_retry_after(small_server):
     sock = _hold_the_slot(small_server)
     try:
         start = time.monotonic()
-        busy = httpx.post(f"{small_server}/predict", json={"options": {"n": 1, "seed": 0}}, timeout=30)
+        busy = httpx.post(f"{small_server}/{OPTIONS}/predict", json={"options": {"n": 1, "seed": 0}}, timeout=30)
         assert busy.status_code == 503 and busy.headers.get("retry-after") == "1", busy.text
         assert "busy" in err(busy)["message"] and time.monotonic() - start < 1.0  # at once, never queued
         assert httpx.get(f"{small_server}/readyz", timeout=10).status_code == 200
     finally:
         sock.close()
     time.sleep(3.5)  # the held request times out and frees its slot
-    ok = httpx.post(f"{small_server}/predict", json={"options": {"n": 1, "seed": 0}}, timeout=30)
+    ok = httpx.post(f"{small_server}/{OPTIONS}/predict", json={"options": {"n": 1, "seed": 0}}, timeout=30)
     assert ok.status_code == 200, ok.text
 
 
@@ -285,7 +287,7 @@ def test_timed_out_requests_are_503_and_dropped(small_server):
     status = sock.recv(4096).split(b"\r\n")[0]
     assert b" 503 " in status and 2.0 < time.monotonic() - start < 6, status
     sock.close()
-    ok = httpx.post(f"{small_server}/predict", json={"options": {"n": 1, "seed": 0}}, timeout=30)
+    ok = httpx.post(f"{small_server}/{OPTIONS}/predict", json={"options": {"n": 1, "seed": 0}}, timeout=30)
     assert ok.status_code == 200, ok.text
 
 
