@@ -31,7 +31,8 @@ run: setup  ## retrain image_classification (quick profile) through the whole li
 test: setup  ## the whole suite: unit, contract, integration, end to end
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-bench: setup  ## platform overhead, serving throughput, cluster fan-out -> bench/RESULTS.md
+bench: setup  ## platform overhead, serving throughput (wrk), cluster fan-out -> bench/RESULTS.md
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(VENV)/bin/python bench/overhead.py
 	$(VENV)/bin/python bench/serving.py
 	$(VENV)/bin/python bench/cluster.py

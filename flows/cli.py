@@ -216,6 +216,8 @@ def cmd_gc(args: argparse.Namespace, s: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, s: Settings) -> int:
     from flows import steps, tracking
 
+    if args.task == "all":
+        return _serve_all(args, s)
     champ = tracking.get_alias(s, args.task, tracking.CHAMPION)
     if champ is None:
         raise SystemExit(f"'{args.task}' has no @champion yet: run `mlzoo run {args.task}` first")
@@ -230,6 +232,35 @@ def cmd_serve(args: argparse.Namespace, s: Settings) -> int:
         str(args.port),
     ]
     print(f"Serving {bento} (model v{champ.version}) on http://{args.host}:{args.port}", file=sys.stderr)
+    os.execv(cmd[0], cmd)
+
+
+def _serve_all(args: argparse.Namespace, s: Settings) -> int:
+    """Every champion behind one server, each task's API under /TASK (the service of the code running now)."""
+    import bentoml
+    import yaml
+
+    from flows import steps, tracking
+    from flows.packaging import SERVICE
+    from flows.settings import PROJECT_ROOT
+    from tasks_lib.core.registry import task_names
+
+    tags = []
+    for task in task_names():
+        champ = tracking.get_alias(s, task, tracking.CHAMPION)
+        if champ is None:
+            continue
+        bento = bentoml.bentos.get(steps.package(s, task, str(champ.version)))
+        tags += [str(m.tag) for m in bento.info.models]
+        print(f"  /{task}/predict  (model v{champ.version})", file=sys.stderr)
+    if not tags:
+        raise SystemExit("no task has a @champion yet: run `mlzoo run TASK` first")
+    arg_file = s.home / "serve-all.yaml"
+    arg_file.parent.mkdir(parents=True, exist_ok=True)
+    arg_file.write_text(yaml.safe_dump({"models": tags}))
+    cmd = [str(Path(sys.executable).with_name("bentoml")), "serve", SERVICE, "--arg-file", str(arg_file)]
+    cmd += ["--host", args.host, "--port", str(args.port), "--working-dir", str(PROJECT_ROOT)]
+    print(f"Serving {len(tags)} champions on http://{args.host}:{args.port}/TASK/...", file=sys.stderr)
     os.execv(cmd[0], cmd)
 
 
@@ -361,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-code-drift", action="store_true", help="retrain even if the code differs")
     p.set_defaults(func=cmd_reproduce)
 
-    p = sub.add_parser("serve", help="serve the task's champion Bento over HTTP")
-    p.add_argument("task")
+    p = sub.add_parser("serve", help="serve the task's champion Bento over HTTP ('all': every champion, /TASK/...)")
+    p.add_argument("task", help="a task, or 'all'")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=cmd_serve)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,8 +11,7 @@ from typing import Any
 from flows.settings import PROJECT_ROOT, TELEMETRY_OFF
 
 SERVICE = "serving.service:MLZooService"
-MODEL_FILE = "serving/model.json"
-ORCHESTRATION_ONLY = ("prefect", "mlflow", "dvc", "great-expectations")  # written into the Bento: which model it serves
+ORCHESTRATION_ONLY = ("prefect", "mlflow", "dvc", "great-expectations")
 
 
 def import_model(task: str, mlflow_version: str, bundle_dir: Path, metadata: dict[str, Any]):
@@ -28,17 +27,23 @@ def import_model(task: str, mlflow_version: str, bundle_dir: Path, metadata: dic
 def build_bento(task: str, model_tag, labels: dict[str, str]) -> str:
     """Build the Bento serving ``model_tag``; returns the Bento tag.
 
-    The build context is a scratch copy of ``serving/`` and ``tasks_lib/`` plus
-    ``serving/model.json`` naming the model, so the Bento carries which model it serves
-    (``bentoml serve`` does not apply a Bento's ``envs``; only its container does).
+    The model is the service argument ``model`` (``bentoml.use_arguments`` in
+    ``serving/service.py``), stored in the Bento's ``bento.yaml``, so ``bentoml serve BENTO``
+    serves that model; the service's ``BentoModel`` attribute makes the Bento declare it.
+    The build context is a scratch copy of ``serving/`` and ``tasks_lib/``.
     """
     import bentoml
     from bentoml._internal.bento.build_config import BentoEnvSchema  # what bentos.build() takes as envs
 
+    # the build imports the service in this process, and the service reads its arguments at
+    # import: a module cached by an earlier build would describe that build's model (and its
+    # package would point at that build's deleted context), so the service package is imported afresh
+    package = SERVICE.split(".")[0]
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[name]
     with tempfile.TemporaryDirectory() as ctx:
         for pkg in ("serving", "tasks_lib"):
             shutil.copytree(PROJECT_ROOT / pkg, Path(ctx) / pkg, ignore=shutil.ignore_patterns("__pycache__"))
-        (Path(ctx) / MODEL_FILE).write_text(json.dumps({"model_tag": str(model_tag)}))
         bento = bentoml.bentos.build(
             SERVICE,
             name=task,
@@ -49,6 +54,7 @@ def build_bento(task: str, model_tag, labels: dict[str, str]) -> str:
             python={"packages": serving_requirements(), "lock_packages": False},
             envs=[BentoEnvSchema(name=k, value=v) for k, v in TELEMETRY_OFF.items()],  # in its container too
             build_ctx=ctx,
+            args={"model": str(model_tag)},
         )
     return str(bento.tag)
 

@@ -1,155 +1,118 @@
-"""The BentoML service that serves any task's champion.
+"""The BentoML service serving one task's champion, or several (``mlzoo serve all``).
 
-The Bento's ``serving/model.json`` names the model in the Bento model store
-(``MLZOO_MODEL_TAG`` overrides it); the model's bundle names its task, and the task's
-``preprocess`` / ``forward`` / ``postprocess`` do the rest. ``forward`` is a batchable
-API, so concurrent ``/predict`` requests are merged by BentoML's adaptive batching.
-Bad input is answered with a 4xx that names the problem; the server keeps serving.
+Which model is served is a service argument, the BentoML way: ``bentoml serve
+serving.service:MLZooService --arg model=TAG`` (or ``--arg-file`` with ``models: [TAG, ...]``),
+and a Bento built by ``flows/packaging.py`` carries ``model=TAG`` in its ``bento.yaml``
+(``bentoml.bentos.build(args=...)``), so ``bentoml serve BENTO`` serves its own model. Each
+model is a ``bentoml.models.BentoModel`` attribute of the service, so the Bento declares (and
+a container ships) exactly those models.
+
+The model's bundle names its task; ``serving/app.py`` builds that task's typed API from the
+task's pydantic request and answer models and mounts it: at ``/`` for one model, under
+``/TASK`` for several. There is no ``@bentoml.api``: every route is the task's own app (typed,
+validated, size-capped, batched in process), so no public route skips validation and no
+request pays an internal HTTP hop. ``GET /docs`` shows exactly the served task's fields.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
-import os
-from http import HTTPStatus
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import bentoml
-import numpy as np
-from bentoml.exceptions import BentoMLException
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
-from starlette.requests import Request as StarletteRequest
+from pydantic import BaseModel, ConfigDict, Field
 
-from tasks_lib.core.bundle import load_bundle
-from tasks_lib.core.errors import InvalidInput
-from tasks_lib.core.task import REQUEST_FIELDS, Request
-
-FORWARD_ATTEMPTS = 3
-metadata_app = FastAPI(title="mlzoo metadata")
+from serving.app import ErrorShape, Limits, TaskRuntime, build_app
+from tasks_lib.core.bundle import CONFIG, load_bundle
+from tasks_lib.core.registry import get_task
+from tasks_lib.core.task import REQUEST_FIELDS
 
 
-class BadRequest(BentoMLException):
-    """A 4xx whose message says what was wrong with the request."""
+class ServeArgs(BaseModel):
+    """The service's arguments (``--arg KEY=VALUE``); the limits are :class:`serving.app.Limits`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="one Bento model tag: its task's API at /")
+    models: list[str] = Field(default_factory=list, description="several tags: each task's API under /TASK")
+    workers: int = Field(1, ge=1, description="server processes (each loads the models)")
+    access_log: bool = Field(False, description="BentoML's per-request access log")
+    # one intra-op thread: the model thread shares the CPUs with request parsing, and two torch
+    # threads on two busy CPUs run 20x slower (bench/RESULTS.md, the in-process ceiling table)
+    torch_threads: int = Field(1, ge=1, description="torch intra-op threads of each worker")
+    max_body_bytes: int = Limits.max_body_bytes
+    max_in_flight: int = Limits.max_in_flight
+    max_queued: int = Limits.max_queued
+    queue_timeout_s: float = Limits.queue_timeout_s
+    timeout_s: float = Limits.timeout_s
+    max_batch_size: int = Limits.max_batch_size
+    max_wait_ms: float = Limits.max_wait_ms
+
+    def tags(self) -> list[str]:
+        if bool(self.model) == bool(self.models):
+            raise bentoml.exceptions.InvalidArgument(
+                "serve one model (--arg model=TAG, a Bento model tag, its API at /) or several "
+                "(--arg-file with models: [TAG, ...], each under /TASK), not both or neither"
+            )
+        return [self.model] if self.model else list(self.models)
+
+    def limits(self) -> Limits:
+        return Limits(**{k: getattr(self, k) for k in Limits.__dataclass_fields__ if hasattr(self, k)})
 
 
-def _reject(exc: InvalidInput) -> BadRequest:
-    return BadRequest(str(exc), error_code=HTTPStatus(exc.status))
+ARGS = bentoml.use_arguments(ServeArgs)
+LIMITS = ARGS.limits()
+MODELS = {tag: bentoml.models.BentoModel(tag) for tag in ARGS.tags()}
+SHARED_PREFIX = bool(ARGS.models)  # `models` (mlzoo serve all): each task under /TASK, even a single one
 
 
-@metadata_app.get("/metadata")
-def metadata() -> dict[str, Any]:
-    """Provenance of the served model: task, MLflow model and version, run, data, code, metrics."""
-    return bentoml.get_current_service().metadata_dict
+def _task_of(ref: bentoml.models.BentoModel) -> str:
+    stored = ref.stored
+    if stored is None:
+        raise bentoml.exceptions.NotFound(f"model {ref.tag} is not in the Bento model store")
+    return json.loads((Path(stored.path) / CONFIG).read_text())["task"]
 
 
-@metadata_app.post("/render")
-async def render(request: StarletteRequest) -> Response:
-    """Like ``/predict`` but answers with the media itself (PNG, WAV) for tasks that output media."""
-    svc = bentoml.get_current_service()
-    if svc.task.output_media is None:
-        return JSONResponse({"error": f"task '{svc.task.name}' answers JSON only: use /predict"}, status_code=404)
-    try:
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            form = await request.form()
-            fields = {k: (await v.read()) if hasattr(v, "read") else v for k, v in form.items()}
-            if isinstance(fields.get("options"), str):
-                fields["options"] = json.loads(fields["options"])
-        else:
-            fields = await request.json()
-        if not isinstance(fields, dict):
-            raise InvalidInput("the request body must be a JSON object or a multipart form", status=422)
-        answer = await svc.answer(fields)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return JSONResponse({"error": "the request body is not valid JSON"}, status_code=400)
-    except InvalidInput as exc:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
-    except BadRequest as exc:
-        return JSONResponse({"error": exc.message}, status_code=int(exc.error_code))
-    return Response(content=answer["media"], media_type=svc.task.output_media)
+TASKS = {tag: _task_of(ref) for tag, ref in MODELS.items()}
+if len(set(TASKS.values())) < len(TASKS):
+    raise bentoml.exceptions.InvalidArgument(f"two models of one task: {TASKS}")
+RUNTIMES: dict[str, TaskRuntime] = {}  # task -> loaded model, filled in each worker by the service's __init__
+APPS = {
+    task: build_app(type(get_task(task)), lambda task=task: RUNTIMES.get(task), LIMITS, title=f"mlzoo: {task}")
+    for task in TASKS.values()
+}
 
 
-@bentoml.asgi_app(metadata_app)
-@bentoml.service(name="mlzoo", traffic={"timeout": 60}, workers=1)
 class MLZooService:
+    """Loads each model (``BentoModel`` attributes ``model_0``, ...) into its task's runtime."""
+
     def __init__(self) -> None:
-        model = bentoml.models.get(os.environ.get("MLZOO_MODEL_TAG") or self._bento_model_tag())
-        self.loaded = load_bundle(Path(model.path))
-        self.task = self.loaded.task
-        self.metadata_dict = {
-            "task": self.task.name,
-            "request_fields": {f: REQUEST_FIELDS[f] for f in self.task.request_fields},
-            "output_media": self.task.output_media,
-            "bento_model": str(model.tag),
-            **model.info.labels,
-            **model.info.metadata,
-        }
+        import torch
 
-    @staticmethod
-    def _bento_model_tag() -> str:
-        path = Path(__file__).with_name("model.json")
-        if not path.exists():
-            raise RuntimeError("no serving/model.json in this Bento and MLZOO_MODEL_TAG is not set")
-        return json.loads(path.read_text())["model_tag"]
+        torch.set_num_threads(ARGS.torch_threads)
+        for i in range(len(MODELS)):
+            stored = getattr(self, f"model_{i}")  # BentoModel resolves to the stored model
+            loaded = load_bundle(Path(stored.path))
+            metadata = {
+                "task": loaded.task.name,
+                "request_fields": {f: REQUEST_FIELDS[f] for f in loaded.task.request_fields},
+                "output_media": loaded.task.output_media,
+                "bento_model": str(stored.tag),
+                **stored.info.labels,
+                **stored.info.metadata,
+            }
+            RUNTIMES[loaded.task.name] = TaskRuntime(loaded, metadata, LIMITS)
 
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        """Model-ready inputs stacked on axis 0 -> raw outputs (batched adaptively)."""
-        return self.task.forward(self.loaded, batch)
 
-    @bentoml.api
-    async def predict(  # noqa: PLR0913 (one optional field per request kind; each task takes some)
-        self,
-        image: Path = None,  # BentoML reads a bare Path as a file field; Optional breaks that
-        image2: Path = None,
-        audio: Path = None,
-        text: str = None,
-        texts: list = None,
-        array: list = None,
-        options: dict = None,
-    ) -> dict[str, Any]:
-        """Answer one request; ``GET /metadata`` names the fields this task takes.
-
-        Files go multipart (``image``, ``image2``, ``audio``); the rest as JSON. Media
-        answers (images, audio) come base64-encoded under ``media_base64``; ``POST /render``
-        returns the media itself.
-        """
-        given = {"image": image, "image2": image2, "audio": audio, "text": text, "texts": texts}
-        given |= {"array": array, "options": options}
-        request = {k: (v.read_bytes() if isinstance(v, Path) else v) for k, v in given.items() if v is not None}
-        answer = await self.answer(request)
-        media = {f"{k}_base64": base64.b64encode(v).decode() for k, v in answer.items() if isinstance(v, bytes)}
-        return {k: v for k, v in answer.items() if not isinstance(v, bytes)} | media
-
-    async def answer(self, request: Request) -> dict[str, Any]:
-        """check -> parse -> (batched) forward -> postprocess -> combine; 4xx on bad input."""
-        try:
-            self.task.check_request(request)
-            items = self.task.parse_request(self.loaded, request)
-        except InvalidInput as exc:
-            raise _reject(exc) from None
-        if self.task.batchable:
-            outputs = await self._batched_forward(np.stack(items))
-        else:
-            outputs = await asyncio.to_thread(self.task.forward, self.loaded, self.task.collate(items))
-        rows = [self.task.postprocess(self.loaded, out) for out in outputs]
-        return self.task.combine(request, rows)
-
-    async def _batched_forward(self, batch: np.ndarray) -> np.ndarray:
-        """Call the batchable ``forward`` API (so BentoML merges concurrent requests).
-
-        BentoML 1.4.40 recycles the client behind this internal call every 100 calls,
-        closing it under calls still in flight (aiohttp "Cannot write to closing
-        transport"); ``forward`` is a pure function, so those calls are simply retried.
-        """
-        for attempt in range(FORWARD_ATTEMPTS):
-            try:
-                return np.asarray(await self.to_async.forward(batch))
-            except aiohttp.ClientError:
-                if attempt == FORWARD_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+for _i, _ref in enumerate(MODELS.values()):
+    setattr(MLZooService, f"model_{_i}", _ref)
+MLZooService = bentoml.service(
+    name="mlzoo",
+    # BentoML's own timeout/concurrency sit above ours, so ours (503 + Retry-After, error shape) answer first
+    traffic={"timeout": LIMITS.timeout_s + 30},
+    workers=ARGS.workers,
+    logging={"access": {"enabled": ARGS.access_log}},
+)(MLZooService)
+for _task, _app in APPS.items():
+    MLZooService.mount_asgi_app(_app, path=f"/{_task}" if SHARED_PREFIX else "/", name=_task)
+MLZooService.add_asgi_middleware(ErrorShape)

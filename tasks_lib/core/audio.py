@@ -35,6 +35,9 @@ DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 # -- WAV in and out ------------------------------------------------------------------
 
 
+COMMON_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+
+
 def decode_wav(
     data: bytes,
     sample_rate: int,
@@ -43,7 +46,11 @@ def decode_wav(
     max_bytes: int = MAX_WAV_BYTES,
     max_clipped: float = MAX_CLIPPED_FRACTION,
 ) -> np.ndarray:
-    """Decode WAV bytes into mono float32 in [-1, 1] at ``sample_rate``, or raise InvalidInput."""
+    """Decode WAV bytes into mono float32 in [-1, 1] at ``sample_rate``, or raise InvalidInput.
+
+    A WAV at any of :data:`COMMON_SAMPLE_RATES` is resampled to ``sample_rate`` (soxr, high
+    quality); the duration limit is checked from the header, before any sample is decoded.
+    """
     import soundfile as sf
 
     if not data:
@@ -53,30 +60,43 @@ def decode_wav(
     if len(data) < 12 or data[:4] not in (b"RIFF", b"RF64") or data[8:12] != b"WAVE":
         raise InvalidInput("not a WAV file: expected RIFF/WAVE bytes (audio/wav)", status=415)
     try:
-        x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            if f.format != "WAV" and f.format != "RF64":
+                raise InvalidInput(f"not a WAV file: the bytes hold {f.format}", status=415)
+            sr, frames = f.samplerate, f.frames
+            if sr not in COMMON_SAMPLE_RATES and sr != sample_rate:
+                raise InvalidInput(
+                    f"unsupported sample rate {sr} Hz: send one of {', '.join(map(str, COMMON_SAMPLE_RATES))} Hz "
+                    f"(the model runs at {sample_rate} Hz)",
+                    status=422,
+                )
+            if frames / sr > max_seconds:
+                raise InvalidInput(f"audio is too long: {frames / sr:.2f} s, the limit is {max_seconds} s", status=413)
+            x = f.read(dtype="float32", always_2d=True)
+    except InvalidInput:
+        raise
     except Exception as exc:  # noqa: BLE001  (soundfile raises its own error types)
         raise InvalidInput(f"WAV could not be decoded (truncated or corrupt?): {exc}", status=400) from None
-    if sr != sample_rate:
-        raise InvalidInput(
-            f"wrong sample rate: expected {sample_rate} Hz, got {sr} Hz; resample to {sample_rate} Hz mono",
-            status=422,
-        )
     x = x.mean(axis=1)  # mono
-    seconds = len(x) / sr
     if len(x) == 0:
         raise InvalidInput("audio is empty: the WAV holds no samples", status=422)
+    if not np.isfinite(x).all():
+        raise InvalidInput("audio contains NaN or infinite samples", status=422)
+    seconds = len(x) / sr
     if seconds < min_seconds:
         raise InvalidInput(f"audio is too short: {seconds:.3f} s, at least {min_seconds} s is needed", status=422)
     if seconds > max_seconds:
         raise InvalidInput(f"audio is too long: {seconds:.2f} s, the limit is {max_seconds} s", status=413)
-    if not np.isfinite(x).all():
-        raise InvalidInput("audio contains NaN or infinite samples", status=422)
     clipped = clipping_fraction(x)
     if clipped > max_clipped:
         raise InvalidInput(
             f"audio is clipped: {clipped:.1%} of samples at full scale (limit {max_clipped:.0%}); lower the gain",
             status=422,
         )
+    if sr != sample_rate:
+        import soxr
+
+        x = soxr.resample(x, sr, sample_rate, quality="HQ")
     return x.astype(np.float32)
 
 
@@ -89,14 +109,15 @@ def wav_bytes(x: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
-def wav_bad_requests(sample_rate: int, max_seconds: float, wrong_rate: int, other: dict) -> list:
+def wav_bad_requests(sample_rate: int, max_seconds: float, other: dict) -> list:
     """What an endpoint taking WAVs at ``sample_rate`` (at most ``max_seconds`` long) must refuse, as
-    ``Task.bad_requests`` lists it: not a WAV, ``wrong_rate``, empty, too short, too long, clipped,
-    and ``other``, a request of a field it does not take."""
+    ``Task.bad_requests`` lists it: not a WAV, a rate no recorder uses (common rates are
+    resampled), empty, too short, too long, clipped, and ``other``, a request of a field it
+    does not take."""
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(sample_rate) / sample_rate)  # one second
     return [
         ({"audio": b"RIFF....not really a wav"}, 415, "not a WAV"),
-        ({"audio": wav_bytes(tone, wrong_rate)}, 422, f"expected {sample_rate} Hz, got {wrong_rate} Hz"),
+        ({"audio": wav_bytes(tone, 12345)}, 422, "unsupported sample rate 12345 Hz"),
         ({"audio": wav_bytes(np.zeros(0), sample_rate)}, 422, "empty"),
         ({"audio": wav_bytes(tone[:100], sample_rate)}, 422, "too short"),
         ({"audio": wav_bytes(np.tile(tone, int(max_seconds) + 1), sample_rate)}, 413, "too long"),

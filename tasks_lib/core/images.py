@@ -15,18 +15,27 @@ MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_IMAGE_SIDE = 4096
 MIN_IMAGE_SIDE = 4
 ACCEPTED_MODES = {"1", "L", "LA", "P", "RGB", "RGBA"}
+IMAGE_FORMATS = ("PNG", "JPEG")  # the only Pillow decoders a request reaches
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """Decode PNG/JPEG bytes fully (so truncation is caught here), or raise InvalidInput."""
+    """Decode PNG/JPEG bytes fully (so truncation is caught here), or raise InvalidInput.
+
+    Only Pillow's PNG and JPEG plugins ever see the bytes (``formats=``), and the size is
+    checked from the header before any pixel is decoded, so a small file that claims a huge
+    image (a decompression bomb) costs nothing.
+    """
     if not data:
         raise InvalidInput("image is empty (0 bytes)")
     if len(data) > MAX_IMAGE_BYTES:
         raise InvalidInput(f"image is too large: {len(data)} bytes, the limit is {MAX_IMAGE_BYTES}", status=413)
+    if not data.startswith(IMAGE_SIGNATURES):
+        raise InvalidInput("not an image: expected PNG or JPEG bytes", status=415)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
             fmt = img.format
             if img.width > MAX_IMAGE_SIDE or img.height > MAX_IMAGE_SIDE:
                 raise InvalidInput(
@@ -36,11 +45,13 @@ def decode_image(data: bytes) -> Image.Image:
             img.load()
     except InvalidInput:
         raise
+    except Image.DecompressionBombError as exc:
+        raise InvalidInput(f"image is too large: {exc}", status=413) from None
     except UnidentifiedImageError:
         raise InvalidInput("not an image: expected PNG or JPEG bytes", status=415) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as exc:
         raise InvalidInput(f"image could not be decoded (truncated or corrupt?): {exc}") from None
-    if fmt not in ("PNG", "JPEG"):
+    if fmt not in IMAGE_FORMATS:
         raise InvalidInput(f"unsupported image format {fmt}: send PNG or JPEG", status=415)
     return check_image(img)
 
@@ -96,9 +107,12 @@ def image_from_request(request: dict, field: str = "image") -> Image.Image:
         raise InvalidInput(f"field '{field}' is missing: send it as a PNG or JPEG file", status=422)
     if field == "image" and has_file == has_array:
         raise InvalidInput("send exactly one of: multipart field 'image', JSON field 'array'", status=422)
-    if has_file:
-        return decode_image(request[field])
-    return array_to_image(request["array"])
+    source = field if has_file else "array"
+    try:
+        return decode_image(request[field]) if has_file else array_to_image(request["array"])
+    except InvalidInput as exc:
+        exc.field = exc.field or source
+        raise
 
 
 def png_bytes(img: Image.Image | np.ndarray) -> bytes:

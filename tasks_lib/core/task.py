@@ -117,6 +117,10 @@ class Task(ABC):
     request_fields: ClassVar[tuple[str, ...]]  # which REQUEST_FIELDS its endpoint accepts
     output_media: ClassVar[str | None] = None  # "image/png" or "audio/wav": answers carry bytes under "media"
     batchable: ClassVar[bool] = True  # parsed items share one shape, so requests can be stacked into a batch
+    # pydantic models (tasks_lib.core.schema): the ``options`` field's keys, and one answer of ``/predict``;
+    # the request model itself is derived from ``request_fields`` (schema.request_model)
+    options_model: ClassVar[type | None] = None
+    answer_model: ClassVar[type | None] = None
     config_cls: ClassVar[type[TaskConfig]] = TaskConfig
     data_config_cls: ClassVar[type[DataConfig]] = DataConfig
     default_source: ClassVar[str]

@@ -36,6 +36,7 @@ from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import confusion_matrix_figure
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
 from tasks_lib.core.recipes import supervised
+from tasks_lib.core.schema import ClassAnswer
 from tasks_lib.core.task import Expectation, LoadedModel, Prepared, Recipe, Request, Task
 
 PAD, UNK = "<pad>", "<unk>"
@@ -217,6 +218,7 @@ class TextClassifierBase(Task):
 
     metric = "accuracy"
     request_fields = ("text", "texts")
+    answer_model = ClassAnswer
     data_config_cls = TextClassificationData
     max_text_chars: int = 2000  # manifest bound; requests may be longer (truncated to max_tokens words)
 

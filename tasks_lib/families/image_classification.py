@@ -26,6 +26,7 @@ from tasks_lib.core.figures import confusion_matrix_figure, image_grid_figure
 from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes, to_model_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
 from tasks_lib.core.recipes import supervised
+from tasks_lib.core.schema import ClassAnswer
 from tasks_lib.core.task import LoadedModel, Recipe, Request, Task
 
 
@@ -38,6 +39,7 @@ class ImageClassifierFamily(Task):
 
     metric = "accuracy"
     request_fields = ("image", "array")
+    answer_model = ClassAnswer
 
     def load(self, data_dir: Path) -> ImageData:
         return ImageData.load(data_dir)

@@ -19,6 +19,7 @@ import numpy as np
 from torch import nn
 
 from tasks_lib.core import photos as ph
+from tasks_lib.core.schema import PhotoAnswer
 from tasks_lib.core.task import DataSource, LoadedModel, Request, Task
 
 BUNDLED_PHOTOS = "photographs bundled with scikit-image and scikit-learn, split by photo"
@@ -40,6 +41,7 @@ class PhotoRestorationFamily(Task):
     """Shared base (not registered): a uint8 RGB photo in, the restored uint8 RGB photo out."""
 
     request_fields = ("image",)
+    answer_model = PhotoAnswer
     output_media = "image/png"
     batchable = False  # photos differ in size
     default_source = "photos"

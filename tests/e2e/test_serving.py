@@ -108,9 +108,37 @@ def test_bad_json_arrays_are_rejected(server):
 
 
 def test_concurrent_requests_are_batched_and_all_answered(server):
-    """32 at a time, 300 in all: past the 100 calls after which BentoML recycles its internal client."""
+    """32 at a time, 300 in all, through the in-process batcher (no internal HTTP hop)."""
     img = _png(np.zeros((8, 8), np.uint8))
     with httpx.Client(timeout=60) as client, ThreadPoolExecutor(32) as pool:
         post = lambda _: client.post(f"{server}/predict", files={"image": ("x.png", img, "image/png")})  # noqa: E731
         codes = [r.status_code for r in pool.map(post, range(300))]
     assert codes.count(200) == 300, {c: codes.count(c) for c in set(codes)}
+
+
+def test_the_bento_names_its_model_by_service_argument(server, settings, champion):
+    import bentoml
+
+    from flows import packaging
+
+    bento = bentoml.bentos.get(packaging.find_bento(champion))
+    model_tags = [str(m.tag) for m in bento.info.models]
+    assert bento.info.args == {"model": model_tags[0]} and len(model_tags) == 1
+    assert not (Path(bento.path) / "src" / "serving" / "model.json").exists()
+    assert httpx.get(f"{server}/metadata", timeout=10).json()["bento_model"] == model_tags[0]
+
+
+def test_there_is_no_public_route_that_skips_validation(server):
+    resp = httpx.post(f"{server}/forward", json={"batch": [[1e9] * 64]}, timeout=10)
+    assert resp.status_code == 404 and resp.json()["error"]["status"] == 404
+
+
+def test_serve_all_puts_every_champion_under_its_task(champion):
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("mlzoo")), "serve", "all", "--port", str(port)]
+    with running(command, port) as url:
+        meta = httpx.get(f"{url}/{TASK}/metadata", timeout=10).json()
+        assert meta["mlflow_version"] == str(champion.version)
+        resp = _post_image(f"{url}/{TASK}", _png(np.zeros((8, 8), np.uint8)))
+        assert resp.status_code == 200 and "label" in resp.json()
+        print(f"serve all: {url.rss_bytes() / 2**20:.0f} MiB RSS")

@@ -1,27 +1,25 @@
-"""Every task's model served for real by ``bentoml serve`` of the one generic service.
+"""Every task's model served for real by one ``bentoml serve`` of the generic service.
 
-Per task: a smoke-trained bundle goes into the Bento model store, the service starts
-on it, the task's own request examples are answered over HTTP exactly as in process,
-its bad requests get the 4xx they name, and the server keeps serving afterwards.
-(image_classification is served through the whole flow in test_serving.py.)
+All tasks' smoke-trained bundles go into the Bento model store and one server serves them all,
+each under ``/TASK/...`` (what ``mlzoo serve all`` runs): one server start for the whole file
+instead of one per task. Per task: its own request examples are answered over HTTP exactly
+as in process, its bad requests get the 4xx they name in the one error shape, the server
+keeps serving, and the OpenAPI page shows exactly that task's fields.
+(image_classification is served alone, through the whole flow, in test_serving.py.)
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
 from flows.settings import PROJECT_ROOT
-from tasks_lib.core.bundle import save_bundle
-from tasks_lib.core.registry import get_task, task_names
-from tasks_lib.core.task import FILE_FIELDS, LoadedModel
-from tests import smoke
-from tests.e2e.bento_server import free_port, running
+from tasks_lib.core.registry import task_names
+from tasks_lib.core.task import FILE_FIELDS
+from tests.e2e.bento_server import Smoke, free_port, running, serve_command
 
 pytestmark = pytest.mark.e2e
 TASKS = [t for t in task_names() if t != "image_classification"]
@@ -43,22 +41,29 @@ def as_json(answer: dict) -> dict:
     return json.loads(json.dumps(out))
 
 
-@pytest.fixture(scope="module", params=TASKS)
-def served(request, settings, tmp_path_factory):
-    import bentoml
+def assert_error_shape(resp: httpx.Response, fields: tuple[str, ...] | None = None) -> dict:
+    err = resp.json()["error"]
+    assert set(err) == {"status", "field", "message", "fields"} and err["status"] == resp.status_code, err
+    if fields is not None:
+        assert err["fields"] == list(fields)
+    return err
 
-    task = get_task(request.param)
-    tmp = tmp_path_factory.mktemp(task.name)
-    run = smoke.train(task, tmp / "data", train={"epochs": 1, "max_steps_per_epoch": 2})
-    loaded = LoadedModel(task, run.cfg, run.data.info, run.model.eval())
-    bundle = save_bundle(loaded, tmp / "bundle")
-    with bentoml.models.create(name=f"test-{task.name}".replace("_", "-"), labels={"task": task.name}) as bm:
-        for f in bundle.iterdir():
-            (Path(bm.path) / f.name).write_bytes(f.read_bytes())
+
+@pytest.fixture(scope="module")
+def fleet(settings, tmp_path_factory):
+    """(smoke models by task, the URL of the one server serving them all)."""
+    models = {name: Smoke(name, tmp_path_factory.mktemp(name)) for name in TASKS}
     port = free_port()
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:MLZooService", "--port", str(port)]
-    with running(command, port, env={"MLZOO_MODEL_TAG": str(bm.tag)}, cwd=PROJECT_ROOT) as url:
-        yield task, loaded, task.request_examples(run.data, 3), url
+    command = serve_command([m.tag for m in models.values()], tmp_path_factory.mktemp("args") / "args.yaml")
+    with running([*command, "--port", str(port)], port, cwd=PROJECT_ROOT) as url:
+        yield models, url
+
+
+@pytest.fixture(params=TASKS)
+def served(request, fleet):
+    models, url = fleet
+    m = models[request.param]
+    return m.task, m.loaded, m.task.request_examples(m.data, 3), f"{url}/{m.task.name}"
 
 
 def test_answers_over_http_as_in_process(served):
@@ -71,6 +76,9 @@ def test_answers_over_http_as_in_process(served):
         assert resp.status_code == 200, resp.text
         got = resp.json()
         assert set(got) == set(as_json(want))
+        if task.answer_model is not None:  # the declared answer model is what is answered
+            for row in got.get("predictions", [got]):
+                task.answer_model.model_validate(row)
         for key, value in as_json(want).items():
             if isinstance(value, str | bool | int) and not isinstance(value, float):
                 assert got[key] == value, key
@@ -81,6 +89,7 @@ def test_media_tasks_render_the_media_itself(served):
     resp = post(url, "/render", requests[0])
     if task.output_media is None:
         assert resp.status_code == 404
+        assert_error_shape(resp, task.request_fields)
     else:
         assert resp.status_code == 200, resp.text
         assert resp.headers["content-type"].startswith(task.output_media) and resp.content
@@ -91,5 +100,32 @@ def test_bad_requests_get_the_4xx_they_name_and_the_server_keeps_serving(served)
     for request, status, message in [({}, 422, "empty"), *task.bad_requests()]:
         resp = post(url, "/predict", request)
         assert resp.status_code == status, (request.keys(), resp.text)
-        assert message in resp.text
+        err = assert_error_shape(resp, task.request_fields)
+        assert message in err["message"]
         assert post(url, "/predict", requests[0]).status_code == 200
+
+
+def test_openapi_shows_exactly_the_task_fields(served, fleet):
+    task, _, _, url = served
+    spec = httpx.get(f"{fleet[1]}/docs.json", timeout=30).json()
+    op = spec["paths"][f"/{task.name}/predict"]["post"]
+    shown = set()
+    for content in op["requestBody"]["content"].values():
+        shown |= set(content["schema"]["properties"])
+        assert content["schema"]["additionalProperties"] is False
+    assert shown == set(task.request_fields)
+    answer = op["responses"]["200"]["content"]["application/json"]["schema"]
+    answer = answer.get("anyOf", [answer])[0]
+    if task.answer_model is not None:
+        assert set(answer["properties"]) == set(task.answer_model.model_fields)
+    assert "error" in op["responses"]["422"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_one_server_holds_every_task(fleet):
+    """What ``mlzoo serve all`` costs: every task's smoke model in one worker (printed with -s)."""
+    models, url = fleet
+    rss = url.rss_bytes()
+    for name in models:
+        assert httpx.get(f"{url}/{name}/metadata", timeout=10).status_code == 200
+    print(f"one server, {len(models)} tasks: {rss / 2**20:.0f} MiB RSS")
+    assert rss < 6 << 30

@@ -48,4 +48,3 @@ def test_two_processes_match_one_without_batch_statistics_or_dropout(settings, t
     print(f"text_classification max |w1 - w2| = {worst:.2e}; 1 process {m1['accuracy']:.4f}, 2 {m2['accuracy']:.4f}")
     assert worst < 1e-4
     assert m2["accuracy"] == pytest.approx(m1["accuracy"], abs=1e-9)
-

@@ -31,7 +31,8 @@ TONE = 0.3 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)
     [
         (b"", 422, "empty"),
         (b"GIF89a not audio at all", 415, "not a WAV"),
-        (wav_bytes(TONE, 16000), 422, "expected 8000 Hz, got 16000 Hz"),
+        (wav_bytes(TONE, 12345), 422, "unsupported sample rate 12345 Hz"),
+        (wav_bytes(np.tile(TONE, 44), 4 * SR), 413, "too long"),  # 11 s at 32 kHz, from the header
         (wav_bytes(np.zeros(0), SR), 422, "empty"),
         (wav_bytes(TONE[:400], SR), 422, "too short"),
         (wav_bytes(np.tile(TONE, 11), SR), 413, "too long"),
@@ -43,6 +44,13 @@ def test_decode_wav_refuses_with_a_named_problem(data, status, message):
     with pytest.raises(InvalidInput, match=message) as err:
         decode_wav(data, SR, min_seconds=0.1, max_seconds=10.0)
     assert err.value.status == status
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 44100, 48000])
+def test_a_wav_at_a_common_rate_is_resampled_to_the_models(rate):
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
+    back = decode_wav(wav_bytes(tone, rate), SR)
+    assert len(back) == SR and np.abs(back[100:-100] - TONE[100:-100]).max() < 0.01
 
 
 def test_wav_round_trip_and_stereo_is_mixed_to_mono():

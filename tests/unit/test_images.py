@@ -39,11 +39,26 @@ def test_bad_images_name_the_problem(data, status, message):
     assert err.value.status == status
 
 
-def test_gif_is_refused_as_unsupported_format():
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "WEBP"])
+def test_other_formats_are_refused_before_any_decoder_runs(fmt):
     buf = io.BytesIO()
-    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="GIF")
-    with pytest.raises(InvalidInput, match="unsupported image format GIF"):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format=fmt)
+    with pytest.raises(InvalidInput, match="PNG or JPEG") as err:
         decode_image(buf.getvalue())
+    assert err.value.status == 415
+
+
+def test_a_header_claiming_20000x20000_pixels_is_413_without_decoding():
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+    with pytest.raises(InvalidInput, match="too large") as err:
+        decode_image(png + chunk(b"IEND", b""))
+    assert err.value.status == 413
 
 
 def test_array_form_checks_shape_range_and_nan():

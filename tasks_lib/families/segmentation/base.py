@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import engine, expect
@@ -39,6 +40,7 @@ from tasks_lib.core.scenes import (
     pixel_confusion,
     segmentation_scores,
 )
+from tasks_lib.core.schema import MEDIA, Answer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.families.segmentation.model import UNet
 from tasks_lib.families.segmentation.readers import VOC_CLASSES, read_voc, voc_palette
@@ -71,11 +73,20 @@ class SceneArrays(SplitTensors):
     """Prepared scenes in memory: uint8 NHWC images and uint8 NHW masks per split."""
 
 
+class SegmentationAnswer(Answer):
+    height: int
+    width: int
+    area: dict[str, int] = Field(description="pixels per class")
+    area_fraction: dict[str, float]
+    media_base64: str = MEDIA
+
+
 class SegmentationFamily(Task):
     """Shared base (not registered): per-pixel classes of ``info['classes']`` with a U-Net."""
 
     binary: bool = False
     request_fields = ("image", "array")
+    answer_model = SegmentationAnswer
     output_media = "image/png"
     batchable = True  # every request is resized to the model's input size; sizes ride along (see parse_request)
     config_cls = SegmentationConfig

@@ -35,6 +35,7 @@ from tasks_lib.core.figures import _pyplot, confusion_matrix_figure
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.metrics import classification_metrics, confusion_matrix
 from tasks_lib.core.recipes import supervised
+from tasks_lib.core.schema import ClassAnswer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.families.video.model import R2Plus1D
 from tasks_lib.families.video.readers import read_video_folder
@@ -196,6 +197,7 @@ class VideoFamily(Task):
 
     metric = "accuracy"
     request_fields = ("array",)
+    answer_model = ClassAnswer
     config_cls = VideoConfig
     data_config_cls = VideoData
     default_source = "generated"

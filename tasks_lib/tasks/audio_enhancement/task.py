@@ -37,6 +37,7 @@ from tasks_lib.core.audio import (
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes, split_sizes
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import AudioAnswer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.audio_enhancement.model import MaskUNet, wiener_filter
 
@@ -158,6 +159,7 @@ class AudioEnhancement(Task):
     seed_sections = (18,)
     metric = "si_sdr_improvement"
     request_fields = ("audio",)
+    answer_model = AudioAnswer
     output_media = "audio/wav"
     batchable = False
     config_cls = AudioEnhancementConfig
@@ -329,7 +331,7 @@ class AudioEnhancement(Task):
         return [{"audio": wav_bytes(x, SAMPLE_RATE)} for x in data.noisy["test"][:n]]
 
     def bad_requests(self) -> list[tuple[Request, int, str]]:
-        return wav_bad_requests(SAMPLE_RATE, MAX_REQUEST_SECONDS, 22050, {"text": "hello"})
+        return wav_bad_requests(SAMPLE_RATE, MAX_REQUEST_SECONDS, {"text": "hello"})
 
     def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
         return [

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import engine, expect
@@ -29,6 +30,7 @@ from tasks_lib.core.figures import image_grid_figure
 from tasks_lib.core.images import decode_image, image_folder_files, png_bytes, to_model_array
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Answer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.face_recognition.model import FaceCNN
 
@@ -98,6 +100,11 @@ class FaceSet(SplitTensors):
     """Prepared arrays in memory: uint8 N x S x S per split."""
 
 
+class FaceAnswer(Answer):
+    face: bool
+    probability: float = Field(description="probability that the image is a face")
+
+
 @register
 class FaceRecognition(Task):
     """Face / non-face with a small CNN vs logistic regression on HOG (seed example 2)."""
@@ -106,6 +113,7 @@ class FaceRecognition(Task):
     seed_sections = (2,)
     metric = "accuracy"
     request_fields = ("image",)
+    answer_model = FaceAnswer
     config_cls = FaceConfig
     data_config_cls = FaceData
     default_source = "lfw_subset"

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import engine, expect
@@ -23,6 +24,7 @@ from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import decode_image, normalise_nhwc, png_bytes, to_model_array
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Answer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.face_verification.faces import render_identities
 from tasks_lib.tasks.face_verification.metrics import (
@@ -85,6 +87,15 @@ def sample_pairs(ids: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
     return np.array(out, np.int64).reshape(-1, 3)
 
 
+class VerificationAnswer(Answer):
+    """One image: its embedding; two images (``image2``): same person or not."""
+
+    embedding: list[float] | None = None
+    same: bool | None = None
+    similarity: float | None = Field(None, description="cosine similarity of the two embeddings")
+    threshold: float | None = Field(None, description="similarity at or above which two faces are the same person")
+
+
 @register
 class FaceVerification(Task):
     """Same person or not, from an ArcFace embedding (seed example 9)."""
@@ -93,6 +104,7 @@ class FaceVerification(Task):
     seed_sections = (9,)
     metric = "roc_auc"
     request_fields = ("image", "image2")
+    answer_model = VerificationAnswer
     batchable = False  # a request is one image (-> embedding) or a pair (-> same?): items differ in kind
     config_cls = FaceConfig
     data_config_cls = FaceData

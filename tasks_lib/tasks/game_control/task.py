@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import engine, expect
@@ -20,6 +21,7 @@ from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Answer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.game_control.env import FRAME, LAGS, VecEnv, pixel_observation, run_episodes
 from tasks_lib.tasks.game_control.model import ActorCritic
@@ -92,6 +94,13 @@ class PPORun:
         self.env_steps, self.best_value, self.best_state = state["env_steps"], state["best_value"], state["best_state"]
 
 
+class ActionAnswer(Answer):
+    action: int
+    action_name: str
+    probabilities: dict[str, float]
+    value: float = Field(description="the critic's value of the observation")
+
+
 @register
 class GameControl(Task):
     """Game control: PPO actor-critic on Gymnasium CartPole-v1, state or pixels (seed example 8)."""
@@ -100,6 +109,7 @@ class GameControl(Task):
     seed_sections = (8,)
     metric = "mean_return"
     request_fields = ("array",)
+    answer_model = ActionAnswer
     config_cls = GameControlConfig
     data_config_cls = GameControlData
     default_source = "gymnasium"

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import expect
@@ -31,6 +32,7 @@ from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, 
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Answer, Options, StrictInt
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text import build_vocab
 from tasks_lib.tasks.image_captioning import scenes
@@ -40,6 +42,10 @@ from tasks_lib.tasks.image_captioning.readers import read_coco_captions, read_fl
 
 MAX_BEAM = 8  # served beam widths 1..MAX_BEAM
 NN_SIDE = 16  # the retrieval baseline compares images downsampled to this side
+
+
+class CaptionOptions(Options):
+    beam_size: StrictInt | None = Field(None, ge=1, le=MAX_BEAM, description="beam width (default: the trained one)")
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,12 @@ class Vocab:
         return words
 
 
+class CaptionAnswer(Answer):
+    caption: str
+    tokens: list[str]
+    log_prob: float
+
+
 @register
 class ImageCaptioning(Task):
     """One sentence describing an image (seed example 5)."""
@@ -113,6 +125,8 @@ class ImageCaptioning(Task):
     seed_sections = (5,)
     metric = "bleu4"
     request_fields = ("image", "array", "options")
+    answer_model = CaptionAnswer
+    options_model = CaptionOptions
     batchable = True  # every request is resized to image_size; the beam width rides in the row
     config_cls = CaptionConfig
     data_config_cls = CaptionData

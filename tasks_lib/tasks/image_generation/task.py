@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import engine, expect, refs
@@ -27,11 +28,20 @@ from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.figures import _pyplot
 from tasks_lib.core.images import png_bytes
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import MEDIA, Answer, Options, StrictInt
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.image_generation.model import DCGAN, JUDGE_SIZE, frechet_distance
 
 MAX_N = 64
 JUDGE_TASK = "image_classification"
+
+
+class GenerationOptions(Options):
+    """What to draw: ``n`` digits (a grid), from ``seed``; one class, or one of each class in turn."""
+
+    n: StrictInt = Field(16, ge=1, le=MAX_N, description="how many images (one grid)")
+    seed: StrictInt = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed draws the same images")
+    label: StrictInt | None = Field(None, ge=0, description="the class to draw (default: each class in turn)")
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,13 @@ class GenData(SplitTensors):
     judged_by: DCGAN | None = field(default=None, repr=False)  # set by evaluate: baseline uses the same judge
 
 
+class GenerationAnswer(Answer):
+    n: int
+    seed: int
+    labels: list[str] = Field(description="the class of each image, in grid order")
+    media_base64: str = MEDIA
+
+
 @register
 class ImageGeneration(Task):
     """Image generation: class-conditional DCGAN on 32x32 digits (seed example 3)."""
@@ -73,6 +90,8 @@ class ImageGeneration(Task):
     metric = "frechet_distance"
     greater_is_better = False
     request_fields = ("options",)
+    answer_model = GenerationAnswer
+    options_model = GenerationOptions
     output_media = "image/png"
     batchable = False
     config_cls = ImageGenerationConfig

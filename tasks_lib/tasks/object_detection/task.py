@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import engine, expect, synthetic
@@ -25,6 +26,7 @@ from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, 
 from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import image_from_request, png_bytes, to_model_array
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Answer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.object_detection.baseline import BlobDetector
 from tasks_lib.tasks.object_detection.coco import read_coco
@@ -80,6 +82,12 @@ def _split_lists(flat: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     return list(np.split(flat, np.cumsum(counts)[:-1])) if len(counts) else []
 
 
+class DetectionAnswer(Answer):
+    boxes: list[list[float]] = Field(description="x1, y1, x2, y2 in the request's pixels")
+    labels: list[str]
+    scores: list[float]
+
+
 @register
 class ObjectDetection(Task):
     """Boxes, labels and scores for every object in an image (seed example 4)."""
@@ -88,6 +96,7 @@ class ObjectDetection(Task):
     seed_sections = (4,)
     metric = "map"
     request_fields = ("image", "array")
+    answer_model = DetectionAnswer
     batchable = True  # every request is resized to image_size (boxes scaled back), so items stack
     config_cls = DetectionConfig
     data_config_cls = DetectionData

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import engine, expect, refs
@@ -32,6 +33,7 @@ from tasks_lib.core.data import SPLITS, add_leak_column, hash_split, read_info, 
 from tasks_lib.core.detector import build_fcos, detect, to_tensors
 from tasks_lib.core.images import frames_from_array
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Answer
 from tasks_lib.core.synthetic import KINDS
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.object_tracking.metrics import mot_metrics
@@ -114,6 +116,21 @@ def frames_from_request(request: Request) -> tuple[np.ndarray, tuple[int, int]]:
     return frames, (int(frames.shape[1]), int(frames.shape[2]))
 
 
+class TrackFrame(Answer):
+    frame: int = Field(description="index in the request, 0-based")
+    box: list[float] = Field(description="x1, y1, x2, y2")
+    score: float
+
+
+class TrackAnswer(Answer):
+    id: int
+    frames: list[TrackFrame]
+
+
+class TrackingAnswer(Answer):
+    tracks: list[TrackAnswer]
+
+
 @register
 class ObjectTracking(Task):
     """Tracks (id, box per frame) of every object in a clip (seed example 13)."""
@@ -122,6 +139,7 @@ class ObjectTracking(Task):
     seed_sections = (13,)
     metric = "mota"
     request_fields = ("array",)
+    answer_model = TrackingAnswer
     batchable = False  # clips differ in length and frame size
     config_cls = TrackingConfig
     data_config_cls = TrackingData

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import engine, expect
@@ -27,6 +28,7 @@ from tasks_lib.core.images import image_from_request, normalise_nhwc, png_bytes
 from tasks_lib.core.recipes import supervised
 from tasks_lib.core.registry import register
 from tasks_lib.core.render import BONES, JOINTS, pose_sample
+from tasks_lib.core.schema import Answer
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.tasks.pose_estimation.model import HeatmapNet
 from tasks_lib.tasks.pose_estimation.readers import read_coco_keypoints
@@ -130,6 +132,18 @@ def _noise_png() -> bytes:
     return png_bytes(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
 
 
+class Keypoint(Answer):
+    name: str
+    x: float
+    y: float
+    confidence: float
+
+
+class PoseAnswer(Answer):
+    keypoints: list[Keypoint]
+    skeleton: list[list[int]] = Field(description="pairs of keypoint indices that are joined")
+
+
 @register
 class PoseEstimation(Task):
     """Heatmap keypoint network on rendered articulated figures (seed example 21)."""
@@ -138,6 +152,7 @@ class PoseEstimation(Task):
     seed_sections = (21,)
     metric = "pck_0.1"
     request_fields = ("image",)
+    answer_model = PoseAnswer
     config_cls = PoseConfig
     data_config_cls = PoseData
     default_source = "generated"

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core.config import TaskConfig
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Answer
 from tasks_lib.core.task import DataSource, LoadedModel
 from tasks_lib.core.text import TextClassificationData, TextClassifierBase
 from tasks_lib.tasks.sentiment_analysis.model import TextCNN
@@ -37,11 +39,18 @@ class SentimentConfig(TaskConfig):
     label_smoothing: float = 0.0
 
 
+class SentimentAnswer(Answer):
+    label: str
+    probability: float = Field(description="the label's probability")
+    positive_probability: float
+
+
 @register
 class SentimentAnalysis(TextClassifierBase):
     """Binary sentence sentiment (seed examples 11, 30) with a word CNN trained from scratch."""
 
     name = "sentiment_analysis"
+    answer_model = SentimentAnswer
     seed_sections = (11, 30)
     config_cls = SentimentConfig
     data_config_cls = SST2Data

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import distributed, engine, expect
@@ -38,6 +39,7 @@ from tasks_lib.core.audio import (
 from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes, split_sizes
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Answer
 from tasks_lib.core.speech_corpus import VOCAB, draw_texts, synth_jobs
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text_metrics import error_rates
@@ -120,6 +122,12 @@ def transcribe(model: CTCSpeechModel, clips: list[np.ndarray], beam: int = 0) ->
     return [beam_decode(lp, VOCAB, beam) if beam else greedy_decode(lp, VOCAB) for lp in lps]
 
 
+class TranscriptAnswer(Answer):
+    transcript: str = Field(description="beam search snapped to the lexicon")
+    open_vocabulary: str = Field(description="beam search, no lexicon")
+    greedy: str
+
+
 @register
 class SpeechRecognition(Task):
     """Speech to text: CTC over characters with a conformer-style conv encoder (seed examples 14, 26)."""
@@ -129,6 +137,7 @@ class SpeechRecognition(Task):
     metric = "wer"
     greater_is_better = False
     request_fields = ("audio",)
+    answer_model = TranscriptAnswer
     batchable = False
     config_cls = SpeechRecognitionConfig
     data_config_cls = SpeechRecognitionData
@@ -450,7 +459,7 @@ class SpeechRecognition(Task):
         return [{"audio": wav_bytes(clip, SAMPLE_RATE)} for clip in data.clips["test"][:n]]
 
     def bad_requests(self) -> list[tuple[Request, int, str]]:
-        return wav_bad_requests(SAMPLE_RATE, MAX_REQUEST_SECONDS, 16000, {"text": "three"})
+        return wav_bad_requests(SAMPLE_RATE, MAX_REQUEST_SECONDS, {"text": "three"})
 
     def parse_request(self, loaded: LoadedModel, request: Request) -> list[np.ndarray]:
         return [

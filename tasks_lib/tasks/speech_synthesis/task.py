@@ -32,6 +32,7 @@ from tasks_lib.core.config import DataConfig, TaskConfig
 from tasks_lib.core.data import SPLITS, add_leak_column, read_info, read_manifest, sha1_bytes, split_sizes
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import AudioAnswer
 from tasks_lib.core.speech_corpus import VOCAB, draw_texts
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text_metrics import error_rates
@@ -130,6 +131,7 @@ class SpeechSynthesis(Task):
     metric = "mcd"
     greater_is_better = False
     request_fields = ("text",)
+    answer_model = AudioAnswer
     output_media = "audio/wav"
     batchable = False
     config_cls = SpeechSynthesisConfig

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from tasks_lib.core import expect
@@ -20,6 +21,7 @@ from tasks_lib.core.data import SPLITS, add_leak_column, read_info, sha1_bytes, 
 from tasks_lib.core.engine import lambda_schedule
 from tasks_lib.core.errors import InvalidInput
 from tasks_lib.core.registry import register
+from tasks_lib.core.schema import Answer, Options, StrictInt
 from tasks_lib.core.task import DataSource, Expectation, LoadedModel, Prepared, Recipe, Request, Task
 from tasks_lib.core.text import check_text, text_expectations, utf8_valid
 from tasks_lib.tasks.text_generation.model import CharGPT
@@ -37,6 +39,15 @@ UNK_CHAR = "\x00"  # id 0: characters never seen in training
 MAX_PROMPT_CHARS = 2000
 MAX_NEW_TOKENS = 1000
 OPTION_KEYS = ("max_new_tokens", "temperature", "top_k", "seed")
+
+
+class GenerationOptions(Options):
+    """How to continue the prompt."""
+
+    max_new_tokens: StrictInt = Field(200, ge=1, le=MAX_NEW_TOKENS, description="characters to generate")
+    temperature: float = Field(0.8, gt=0, le=5, description="sampling temperature")
+    top_k: StrictInt = Field(0, ge=0, description="sample from the k likeliest characters (0: all)")
+    seed: StrictInt = Field(0, ge=0, le=2**31 - 1, description="random seed")
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,14 @@ class CharData:
     info: dict[str, Any]
 
 
+class GenerationAnswer(Answer):
+    prompt: str
+    generated: str
+    text: str = Field(description="prompt + generated")
+    unknown_prompt_characters: int
+    options: dict[str, float] = Field(description="the options used")
+
+
 @register
 class TextGeneration(Task):
     """Character-level language model and sampler (seed examples 16, 23)."""
@@ -79,6 +98,8 @@ class TextGeneration(Task):
     metric = "loss"  # nats per character on the split, lower is better
     greater_is_better = False
     request_fields = ("text", "options")
+    answer_model = GenerationAnswer
+    options_model = GenerationOptions
     batchable = False  # options (length, temperature, seed) differ per request
     config_cls = TextGenerationConfig
     data_config_cls = TextGenerationData
